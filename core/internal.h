@@ -1,0 +1,138 @@
+/*
+ * internal.h - the fv_db handle and the functions core/ files share.
+ * Nothing here is public: fv__ names are internal, the public API is
+ * include/fieldvault.h.
+ */
+#ifndef FV_INTERNAL_H
+#define FV_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "fieldvault.h"
+#include "vault_vfs.h"
+
+#define FV_ERRMSG_MAX 512
+#define FV_STMT_CACHE 48
+#define FV_ENUM_MAX 8
+
+/* ---- catalogue (schema as data, loaded from fv_fields) ---- */
+typedef struct fv__field {
+    char name[FV_NAME_MAX + 1];
+    fv_field_class cls;
+    fv_field_type type;
+    int required;
+    size_t max_len;
+    char *enum_values; /* "a|b|c" for FV_TYPE_ENUM, else NULL; owned */
+    char ref_table[FV_NAME_MAX + 1];
+} fv__field;
+
+typedef struct fv__table {
+    char name[FV_NAME_MAX + 1];
+    size_t nfields;
+    fv__field fields[FV_RECORD_FIELDS_MAX];
+} fv__table;
+
+#define FV_TABLES_MAX 8
+
+typedef struct fv__catalogue {
+    size_t ntables;
+    fv__table tables[FV_TABLES_MAX];
+} fv__catalogue;
+
+/* ---- keys (vault header) ---- */
+typedef enum fv__wrap_kind { FV_WRAP_PASSPHRASE = 1, FV_WRAP_KEYSTORE = 2 } fv__wrap_kind;
+
+typedef struct fv__keyring {
+    fv__wrap_kind kind;
+    uint64_t seq;          /* sequence of the active header slot */
+    int active_slot;       /* 0 or 1 */
+    uint32_t kdf_passes;
+    uint32_t kdf_mem_kib;
+    unsigned char salt[16];
+    unsigned char kek[32]; /* passphrase-derived key-encryption key */
+    size_t nkeys;          /* 1, or 2 while a rekey is in progress */
+    uint32_t write_epoch;
+    struct {
+        uint32_t epoch;
+        unsigned char key[FV_DBKEY_LEN];
+    } keys[2];
+    const fv_keystore *keystore; /* borrowed from the open config */
+} fv__keyring;
+
+typedef struct fv__stmt_slot {
+    const char *sql; /* owned copy */
+    sqlite3_stmt *stmt;
+} fv__stmt_slot;
+
+struct fv_db {
+    sqlite3 *sql;
+    fv__vfs *vfs;
+    char *path;
+    char *user;
+    fv_status err;
+    char errmsg[FV_ERRMSG_MAX];
+    int in_batch;
+    fv__keyring *keys; /* sodium_malloc'd: locked, guarded, wiped on free */
+    fv__catalogue cat;
+    fv__stmt_slot stmts[FV_STMT_CACHE];
+    size_t nstmts;
+    int64_t uuid_last_ms; /* UUIDv7 monotonicity within one millisecond */
+    uint16_t uuid_seq;
+};
+
+/* ---- errors (util.c) ---- */
+/* Start of a public call: clears the previous error. */
+void fv__reset(fv_db *db);
+/* Record an error (the first one of a call wins) and return code. */
+fv_status fv__err(fv_db *db, fv_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map an SQLite result code to fv_status and record a message with ctx. */
+fv_status fv__sqlerr(fv_db *db, int rc, const char *ctx);
+
+/* ---- SQL helpers (store.c) ---- */
+/* A cached prepared statement for sql (compared by content), reset and
+ * with bindings cleared.  NULL on failure (error recorded). */
+sqlite3_stmt *fv__stmt(fv_db *db, const char *sql);
+/* Run SQL without results. */
+fv_status fv__exec(fv_db *db, const char *sql);
+/* Transactions that nest inside a caller's batch: begin opens one only
+ * when no batch is open; end commits (ok) or rolls back. */
+fv_status fv__tx_begin(fv_db *db, int *opened);
+fv_status fv__tx_end(fv_db *db, int opened, fv_status st);
+
+/* ---- keys.c ---- */
+/* Read (or with create, write) the vault header and unwrap the keys.
+ * *created is set when this call created the file. */
+fv_status fv__keys_open(fv_db *db, const fv_open_config *cfg, int create, int *created);
+fv_status fv__keys_set_passphrase(fv_db *db, const char *pass, size_t len);
+/* Write the header with the keyring's current keys (new slot, seq+1). */
+fv_status fv__keys_write_header(fv_db *db);
+void fv__keys_free(fv__keyring *k);
+
+/* ---- schema.c ---- */
+fv_status fv__schema_migrate(fv_db *db, int target_version);
+fv_status fv__schema_load(fv_db *db);
+const fv__table *fv__schema_table(const fv_db *db, const char *name);
+const fv__field *fv__schema_field(const fv__table *t, const char *name,
+                                  size_t *index);
+void fv__schema_free(fv__catalogue *cat);
+
+/* ---- util.c ---- */
+/* UUIDv7 (time-ordered) as 16 bytes. */
+void fv__uuid7(fv_db *db, unsigned char out[16]);
+void fv__uuid_format(const unsigned char in[16], char out[FV_ID_LEN + 1]);
+int fv__uuid_parse(const char *text, unsigned char out[16]);
+/* Validate YYYY-MM-DD (a real calendar date). */
+int fv__date_valid(const char *s);
+/* Parse an ISO 8601 instant, normalise to YYYY-MM-DDTHH:MM:SSZ (UTC). */
+int fv__time_normalise(const char *s, char out[21]);
+void fv__time_format_ms(int64_t ms, char out[21]);
+int fv__utf8_valid(const char *s, size_t len);
+int fv__name_valid(const char *s);
+char *fv__strdup(const char *s);
+
+#endif /* FV_INTERNAL_H */

@@ -1,0 +1,33 @@
+/*
+ * records.h - the fv_record layout and the row helpers shared by
+ * records.c and query.c.
+ */
+#ifndef FV_RECORDS_H
+#define FV_RECORDS_H
+
+#include "internal.h"
+
+typedef struct fv__val {
+    int set;   /* has a value (else empty) */
+    int dirty; /* set since read or last write */
+    char *text; /* owned; NULL for REAL */
+    double real;
+} fv__val;
+
+struct fv_record {
+    fv_db *db;
+    const fv__table *tbl; /* points into db->cat, which keeps its order */
+    unsigned char id[16];
+    char id_text[FV_ID_LEN + 1];
+    int has_id;
+    char due[11]; /* fv_list_due only */
+    fv__val vals[FV_RECORD_FIELDS_MAX];
+};
+
+/* "id, "f1", "f2"..." for t (columns prefixed by alias when given). */
+size_t fv__select_list(const fv__table *t, const char *alias, char *buf, size_t cap);
+/* Fill r from a row whose column col is the id, followed by the fields. */
+fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col);
+void fv__record_clear_values(fv_record *r);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * schema.c - the schema catalogue (tables, fields, field classes) and the
+ * forward migrations of the store's schema.
+ *
+ * The catalogue is data: table fv_fields lists every field with its class
+ * (public, pii, confidential), type, bounds and enum values.  Migration 1
+ * writes the shipped catalogue of DESIGN.md and creates one table per
+ * catalogue table from it; apps add fields at run time with
+ * fv_schema_add_field().  The schema version is SQLite's user_version, and
+ * every migration runs in one transaction with its version bump, so a crash
+ * leaves the store at the old or the new version, never between.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FV_SCHEMA_VERSION 2
+
+typedef struct shipped_field {
+    const char *table, *name;
+    fv_field_class cls;
+    fv_field_type type;
+    int required;
+    size_t max_len;
+    const char *enums;
+    const char *ref;
+} shipped_field;
+
+#define SHORT 256
+#define LONG FV_FIELD_MAX
+#define PUB FV_CLASS_PUBLIC
+#define PII FV_CLASS_PII
+#define CONF FV_CLASS_CONFIDENTIAL
+
+static const shipped_field shipped[] = {
+    {"customer", "name", PUB, FV_TYPE_TEXT, 1, SHORT, NULL, NULL},
+    {"customer", "industry", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "size", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "region", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "source", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "grade", PUB, FV_TYPE_ENUM, 0, 1, "S|A|B", NULL},
+    {"customer", "stage", PUB, FV_TYPE_ENUM, 0, 16,
+     "lead|intent|negotiation|won|service|lost", NULL},
+    {"customer", "intent", PUB, FV_TYPE_ENUM, 0, 8, "high|mid|low", NULL},
+    {"customer", "status", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "owner", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "team", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "needs", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"customer", "urgency", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "next_due", PUB, FV_TYPE_DATE, 0, 10, NULL, NULL},
+    {"customer", "budget", CONF, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "decision_chain", CONF, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"contact", "customer_id", PUB, FV_TYPE_REF, 1, FV_ID_LEN, NULL, "customer"},
+    {"contact", "name", PUB, FV_TYPE_TEXT, 1, SHORT, NULL, NULL},
+    {"contact", "title", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"contact", "phone", PII, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"contact", "email", PII, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"contact", "im_handle", PII, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"visit", "customer_id", PUB, FV_TYPE_REF, 1, FV_ID_LEN, NULL, "customer"},
+    {"visit", "at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"visit", "method", PUB, FV_TYPE_ENUM, 1, 8, "visit|phone|email|video|other", NULL},
+    {"visit", "participants", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"visit", "summary", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"visit", "feedback", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"visit", "agreement", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"visit", "next_action", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"visit", "next_action_owner", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"visit", "next_action_due", PUB, FV_TYPE_DATE, 0, 10, NULL, NULL},
+    {"visit", "lat", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
+    {"visit", "lon", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
+};
+
+static const char *const shipped_tables[] = {"customer", "contact", "visit"};
+
+int fv_schema_version(void)
+{
+    return FV_SCHEMA_VERSION;
+}
+
+/* ---- migrations ---- */
+
+static fv_status create_table(fv_db *db, const char *table)
+{
+    char sql[4096];
+    int n = snprintf(sql, sizeof sql,
+                     "CREATE TABLE \"%s\"(id BLOB PRIMARY KEY NOT NULL, "
+                     "deleted INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, "
+                     "updated_ms INTEGER NOT NULL",
+                     table);
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        if (strcmp(shipped[i].table, table) != 0) continue;
+        const char *type = shipped[i].type == FV_TYPE_REAL  ? " REAL"
+                           : shipped[i].type == FV_TYPE_REF ? " BLOB"
+                                                            : " TEXT";
+        n += snprintf(sql + n, sizeof sql - (size_t)n, ", \"%s\"%s", shipped[i].name, type);
+    }
+    snprintf(sql + n, sizeof sql - (size_t)n, ") WITHOUT ROWID");
+    return fv__exec(db, sql);
+}
+
+static fv_status migrate_1(fv_db *db)
+{
+    fv_status st = fv__exec(db,
+        "CREATE TABLE fv_meta(key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
+        "CREATE TABLE fv_fields(tbl TEXT NOT NULL, name TEXT NOT NULL, ord INTEGER NOT NULL,"
+        " cls INTEGER NOT NULL, type INTEGER NOT NULL, required INTEGER NOT NULL,"
+        " max_len INTEGER NOT NULL, enum_values TEXT, ref_table TEXT,"
+        " PRIMARY KEY(tbl, name)) WITHOUT ROWID;");
+    for (size_t t = 0; st == FV_OK && t < sizeof shipped_tables / sizeof *shipped_tables; t++)
+        st = create_table(db, shipped_tables[t]);
+    for (size_t i = 0; st == FV_OK && i < sizeof shipped / sizeof shipped[0]; i++) {
+        sqlite3_stmt *s = fv__stmt(db,
+            "INSERT INTO fv_fields(tbl,name,ord,cls,type,required,max_len,enum_values,ref_table)"
+            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+        if (s == NULL) return db->err;
+        const shipped_field *f = &shipped[i];
+        sqlite3_bind_text(s, 1, f->table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, f->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+        sqlite3_bind_int(s, 4, (int)f->cls);
+        sqlite3_bind_int(s, 5, (int)f->type);
+        sqlite3_bind_int(s, 6, f->required);
+        sqlite3_bind_int64(s, 7, (sqlite3_int64)f->max_len);
+        if (f->enums) sqlite3_bind_text(s, 8, f->enums, -1, SQLITE_STATIC);
+        if (f->ref) sqlite3_bind_text(s, 9, f->ref, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) st = fv__sqlerr(db, rc, "writing the schema catalogue");
+    }
+    return st;
+}
+
+/* Version 2: indexes for the list and due queries. */
+static fv_status migrate_2(fv_db *db)
+{
+    return fv__exec(db,
+        "CREATE INDEX customer_by_stage ON customer(stage, name) WHERE deleted = 0;"
+        "CREATE INDEX customer_by_grade ON customer(grade, name) WHERE deleted = 0;"
+        "CREATE INDEX customer_by_owner ON customer(owner, name) WHERE deleted = 0;"
+        "CREATE INDEX visit_by_customer ON visit(customer_id, at);"
+        "CREATE INDEX visit_by_time ON visit(at);"
+        "CREATE INDEX contact_by_customer ON contact(customer_id, name);");
+}
+
+typedef fv_status (*migration_fn)(fv_db *);
+static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2};
+
+static fv_status read_version(fv_db *db, int *version)
+{
+    sqlite3_stmt *s = fv__stmt(db, "PRAGMA user_version");
+    if (s == NULL) return db->err;
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) return fv__sqlerr(db, rc, "reading the schema version");
+    *version = sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    return FV_OK;
+}
+
+fv_status fv__schema_migrate(fv_db *db, int target)
+{
+    int version = 0;
+    fv_status st = read_version(db, &version);
+    if (st != FV_OK) return st;
+    if (version > FV_SCHEMA_VERSION)
+        return fv__err(db, FV_EINVAL,
+                       "%s has schema version %d, newer than this library's %d: upgrade fieldvault",
+                       db->path, version, FV_SCHEMA_VERSION);
+    if (target > FV_SCHEMA_VERSION) target = FV_SCHEMA_VERSION;
+    while (st == FV_OK && version < target) {
+        int opened = 0;
+        st = fv__tx_begin(db, &opened);
+        if (st != FV_OK) break;
+        st = migrations[version](db);
+        if (st == FV_OK) {
+            char sql[64];
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version + 1);
+            st = fv__exec(db, sql);
+        }
+        st = fv__tx_end(db, opened, st);
+        if (st == FV_OK) version++;
+    }
+    return st;
+}
+
+/* ---- the in-memory catalogue ---- */
+
+void fv__schema_free(fv__catalogue *cat)
+{
+    for (size_t t = 0; t < cat->ntables; t++)
+        for (size_t f = 0; f < cat->tables[t].nfields; f++) free(cat->tables[t].fields[f].enum_values);
+    memset(cat, 0, sizeof *cat);
+}
+
+static void copy_name(char dst[FV_NAME_MAX + 1], const unsigned char *src)
+{
+    snprintf(dst, FV_NAME_MAX + 1, "%s", src ? (const char *)src : "");
+}
+
+fv_status fv__schema_load(fv_db *db)
+{
+    fv__schema_free(&db->cat);
+    sqlite3_stmt *s = fv__stmt(db,
+        "SELECT tbl, name, cls, type, required, max_len, enum_values, ref_table"
+        " FROM fv_fields ORDER BY tbl, ord");
+    if (s == NULL) return db->err;
+    int rc;
+    fv__catalogue *cat = &db->cat;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *tname = (const char *)sqlite3_column_text(s, 0);
+        fv__table *t = NULL;
+        for (size_t i = 0; i < cat->ntables; i++)
+            if (strcmp(cat->tables[i].name, tname) == 0) t = &cat->tables[i];
+        if (t == NULL) {
+            if (cat->ntables == FV_TABLES_MAX) break;
+            t = &cat->tables[cat->ntables++];
+            copy_name(t->name, sqlite3_column_text(s, 0));
+        }
+        if (t->nfields == FV_RECORD_FIELDS_MAX) continue;
+        fv__field *f = &t->fields[t->nfields++];
+        copy_name(f->name, sqlite3_column_text(s, 1));
+        f->cls = (fv_field_class)sqlite3_column_int(s, 2);
+        f->type = (fv_field_type)sqlite3_column_int(s, 3);
+        f->required = sqlite3_column_int(s, 4);
+        f->max_len = (size_t)sqlite3_column_int64(s, 5);
+        copy_name(f->ref_table, sqlite3_column_text(s, 7));
+        if (sqlite3_column_type(s, 6) != SQLITE_NULL) {
+            f->enum_values = fv__strdup((const char *)sqlite3_column_text(s, 6));
+            if (f->enum_values == NULL) {
+                sqlite3_reset(s);
+                return fv__err(db, FV_ENOMEM, "out of memory loading the catalogue");
+            }
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "loading the catalogue");
+    return FV_OK;
+}
+
+const fv__table *fv__schema_table(const fv_db *db, const char *name)
+{
+    if (name == NULL) return NULL;
+    for (size_t i = 0; i < db->cat.ntables; i++)
+        if (strcmp(db->cat.tables[i].name, name) == 0) return &db->cat.tables[i];
+    return NULL;
+}
+
+const fv__field *fv__schema_field(const fv__table *t, const char *name, size_t *index)
+{
+    if (t == NULL || name == NULL) return NULL;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (strcmp(t->fields[i].name, name) == 0) {
+            if (index) *index = i;
+            return &t->fields[i];
+        }
+    return NULL;
+}
+
+fv_status fv_schema_field_class(fv_db *db, const char *table, const char *field,
+                                fv_field_class *cls)
+{
+    if (db == NULL || cls == NULL) return FV_EMISUSE;
+    fv__reset(db);
+    const fv__field *f = fv__schema_field(fv__schema_table(db, table), field, NULL);
+    if (f == NULL)
+        return fv__err(db, FV_ENOTFOUND, "no field %s.%s", table ? table : "(null)",
+                       field ? field : "(null)");
+    *cls = f->cls;
+    return FV_OK;
+}
+
+fv_status fv_schema_add_field(fv_db *db, const char *table, const char *field,
+                              fv_field_class cls)
+{
+    if (db == NULL) return FV_EMISUSE;
+    fv__reset(db);
+    const fv__table *t = fv__schema_table(db, table);
+    if (t == NULL) return fv__err(db, FV_ENOTFOUND, "no table %s", table ? table : "(null)");
+    if (!fv__name_valid(field) || strcmp(field, "id") == 0 || strcmp(field, "deleted") == 0 ||
+        strcmp(field, "created_ms") == 0 || strcmp(field, "updated_ms") == 0)
+        return fv__err(db, FV_EINVAL,
+                       "a field name is a lowercase letter then up to %d of a-z 0-9 _, not a reserved name",
+                       FV_NAME_MAX - 1);
+    if ((unsigned)cls > FV_CLASS_CONFIDENTIAL) return fv__err(db, FV_EINVAL, "unknown field class");
+    if (fv__schema_field(t, field, NULL) != NULL)
+        return fv__err(db, FV_EEXIST, "%s.%s already exists", table, field);
+    if (t->nfields >= FV_RECORD_FIELDS_MAX)
+        return fv__err(db, FV_EINVAL, "%s already has %d fields", table, FV_RECORD_FIELDS_MAX);
+    int opened = 0;
+    fv_status st = fv__tx_begin(db, &opened);
+    if (st != FV_OK) return st;
+    sqlite3_stmt *s = fv__stmt(db,
+        "INSERT INTO fv_fields(tbl,name,ord,cls,type,required,max_len)"
+        " VALUES(?1,?2,(SELECT max(ord)+1 FROM fv_fields),?3,0,0,?4)");
+    if (s == NULL) st = db->err;
+    if (st == FV_OK) {
+        sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, field, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, (int)cls);
+        sqlite3_bind_int(s, 4, FV_FIELD_MAX);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) st = fv__sqlerr(db, rc, "adding a field");
+    }
+    if (st == FV_OK) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN \"%s\" TEXT", table, field);
+        st = fv__exec(db, sql);
+    }
+    st = fv__tx_end(db, opened, st);
+    if (st == FV_OK) st = fv__schema_load(db);
+    return st;
+}

@@ -1,0 +1,297 @@
+/*
+ * fieldvault.h - the whole public API of fieldvault.
+ *
+ * fieldvault keeps a field-sales app's customers, contacts and visits in an
+ * encrypted local SQLite store (every page of the database and its WAL is
+ * sealed with XChaCha20-Poly1305 by fieldvault's own VFS) and, in later
+ * layers, syncs them with a central endpoint.  This header is the
+ * specification: every function documents its contract, and every pointer
+ * that crosses it says who owns it and how long it lives.
+ *
+ * Conventions
+ *  - Handles are opaque.  fv_open() creates an fv_db, fv_close() frees it
+ *    (NULL-safe).
+ *  - Every function that can fail returns fv_status.  On failure the handle
+ *    keeps a human-readable message, read with fv_errmsg(); the first error
+ *    of a call wins.  The library never aborts and never prints.
+ *  - Config structs start with a size field (set it to sizeof the struct):
+ *    they only ever grow.
+ *  - Strings are UTF-8 and NUL-terminated.
+ *
+ * Threads: an fv_db and everything obtained from it may be used by one
+ * thread at a time (the caller serialises).  Different fv_db handles are
+ * independent; a store file can be open in one handle at a time (the store
+ * is opened in exclusive locking mode, a second open gets FV_EBUSY).
+ */
+#ifndef FIELDVAULT_H
+#define FIELDVAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FV_API __attribute__((visibility("default")))
+#define FV_NODISCARD __attribute__((warn_unused_result))
+#else
+#define FV_API
+#define FV_NODISCARD
+#endif
+
+/* Status codes.  Values are fixed forever; new codes are only appended. */
+typedef enum fv_status {
+    FV_OK = 0,
+    FV_EINVAL = 1,    /* bad argument or input (message says which)          */
+    FV_EKEY = 2,      /* wrong passphrase or key-store key                     */
+    FV_ECORRUPT = 3,  /* a page failed authentication or the store is damaged */
+    FV_EACCES = 4,    /* the acting user may not do this                      */
+    FV_EPROTO = 5,    /* malformed or hostile protocol data                   */
+    FV_ENET = 6,      /* network failure                                      */
+    FV_ENOMEM = 7,    /* out of memory                                        */
+    FV_EBUSY = 8,     /* the store is in use by another handle or process     */
+    FV_ENOTFOUND = 9, /* no such record / file                                */
+    FV_EIO = 10,      /* operating-system I/O failure                         */
+    FV_EEXIST = 11,   /* already exists                                       */
+    FV_EMISUSE = 12,  /* API used in a way its contract forbids               */
+    FV_EINTERNAL = 13 /* an unexpected failure inside a dependency            */
+} fv_status;
+
+/* Fixed English text for a status code.  Static storage; never NULL. */
+FV_API const char *fv_status_str(fv_status code);
+
+/* Library version string ("MAJOR.MINOR.PATCH").  Static storage. */
+FV_API const char *fv_version(void);
+
+/* ---- Limits (named, checked on every path) ---- */
+#define FV_ID_LEN 36              /* text form of a UUIDv7, without the NUL */
+#define FV_FIELD_MAX 4096         /* bytes of one text field value          */
+#define FV_NAME_MAX 64            /* bytes of a table or field name         */
+#define FV_RECORD_FIELDS_MAX 64   /* fields in one record                   */
+#define FV_PASSPHRASE_MAX 1024    /* bytes of a passphrase                  */
+#define FV_WRAPPED_KEY_MAX 512    /* bytes of a key-store-wrapped key       */
+
+/* ---- Opening a store ---- */
+
+typedef struct fv_db fv_db;
+
+/*
+ * Platform key-store hook (Android Keystore, iOS Keychain, a TPM...).  The
+ * store's random 32-byte database key is kept in the file only wrapped by
+ * this hook.  wrap() writes at most FV_WRAPPED_KEY_MAX bytes to out and sets
+ * *out_len; unwrap() reverses it.  Both return 0 on success, nonzero on
+ * failure (a failed unwrap is reported as FV_EKEY).  fieldvault wipes the
+ * plaintext key after each call; the hook must not keep it.
+ */
+typedef struct fv_keystore {
+    size_t size; /* sizeof(fv_keystore) */
+    void *ctx;   /* passed back to the callbacks; owned by the caller */
+    int (*wrap)(void *ctx, const unsigned char key[32], unsigned char *out,
+                size_t *out_len);
+    int (*unwrap)(void *ctx, const unsigned char *in, size_t in_len,
+                  unsigned char key[32]);
+} fv_keystore;
+
+#define FV_OPEN_CREATE 0x01u    /* create the store if it does not exist   */
+#define FV_OPEN_EXCL 0x02u      /* with CREATE: fail with FV_EEXIST if it does */
+#define FV_OPEN_SYNC_FULL 0x04u /* synchronous=FULL (default NORMAL)       */
+
+typedef struct fv_open_config {
+    size_t size;             /* sizeof(fv_open_config) */
+    const char *path;        /* store file; -wal sits beside it */
+    /* Exactly one credential: a passphrase (Argon2id) or a key store. */
+    const char *passphrase;  /* not NUL-terminated necessarily */
+    size_t passphrase_len;   /* 1..FV_PASSPHRASE_MAX */
+    const fv_keystore *keystore;
+    unsigned flags;          /* FV_OPEN_* */
+    /* Argon2id cost for a new store (0 = defaults: 64 MiB, 3 passes).  Read
+     * only at creation; the file records what was used.  Minimum 8 MiB/1. */
+    uint32_t kdf_mem_kib;
+    uint32_t kdf_passes;
+    /* The acting user (becomes the owner of customers it creates unless one
+     * is given).  NULL = "local". */
+    const char *user;
+} fv_open_config;
+
+/*
+ * Open (or with FV_OPEN_CREATE, create) a store.  On success *out is a new
+ * handle to be freed with fv_close().  On failure *out is still set when a
+ * handle could be allocated (read the message with fv_errmsg(*out), then
+ * fv_close() it), or NULL when even that failed.
+ * Returns FV_EKEY for a wrong credential (the files are not modified),
+ * FV_ECORRUPT for a damaged or tampered file, FV_EBUSY if open elsewhere.
+ */
+FV_API FV_NODISCARD fv_status fv_open(fv_db **out, const fv_open_config *cfg);
+
+/* Close the handle and free everything obtained from it.  NULL-safe.
+ * Unfinished batches are rolled back.  Keys are wiped. */
+FV_API fv_status fv_close(fv_db *db);
+
+/* Message for the last failed call on db (or "not an error").  Owned by db;
+ * valid until the next call on db.  Never contains a key or a protected
+ * value.  db may be NULL ("out of memory"). */
+FV_API const char *fv_errmsg(const fv_db *db);
+
+/* Status of the last failed call on db (FV_OK after a success). */
+FV_API fv_status fv_errcode(const fv_db *db);
+
+/* Change the passphrase: rewraps the database key only (no page is
+ * rewritten).  Crash-safe: after a crash either credential opens the store,
+ * never neither.  The store must have been opened with a passphrase. */
+FV_API FV_NODISCARD fv_status fv_change_passphrase(fv_db *db,
+                                                   const char *passphrase,
+                                                   size_t passphrase_len);
+
+/* Rekey: a new random database key and key epoch, and every page rewritten
+ * under it.  Crash-safe: an interrupted rekey is finished on the next open. */
+FV_API FV_NODISCARD fv_status fv_rekey(fv_db *db);
+
+/* Authenticate every page of the database file and every frame of its WAL,
+ * then run SQLite's integrity check.  FV_ECORRUPT names the first bad page. */
+FV_API FV_NODISCARD fv_status fv_check(fv_db *db);
+
+/* Batches: every write is its own transaction unless wrapped in
+ * fv_begin()/fv_commit().  fv_rollback() undoes the batch.  Not nestable. */
+FV_API FV_NODISCARD fv_status fv_begin(fv_db *db);
+FV_API FV_NODISCARD fv_status fv_commit(fv_db *db);
+FV_API fv_status fv_rollback(fv_db *db);
+
+/* ---- Schema catalogue ---- */
+
+typedef enum fv_field_class {
+    FV_CLASS_PUBLIC = 0,
+    FV_CLASS_PII = 1,
+    FV_CLASS_CONFIDENTIAL = 2
+} fv_field_class;
+
+typedef enum fv_field_type {
+    FV_TYPE_TEXT = 0, /* free text, at most the field's max length         */
+    FV_TYPE_ENUM = 1, /* one of the catalogue's listed values               */
+    FV_TYPE_DATE = 2, /* YYYY-MM-DD                                         */
+    FV_TYPE_TIME = 3, /* ISO 8601 instant, stored as YYYY-MM-DDTHH:MM:SSZ   */
+    FV_TYPE_REAL = 4, /* a finite double (latitude, longitude)             */
+    FV_TYPE_REF = 5   /* the id of a record of another table               */
+} fv_field_type;
+
+/* Schema version this library writes (migrations run forward on open). */
+FV_API int fv_schema_version(void);
+
+/* Add an app-defined text field to a table of the catalogue (stored and
+ * synced like the shipped ones).  FV_EEXIST if it exists. */
+FV_API FV_NODISCARD fv_status fv_schema_add_field(fv_db *db, const char *table,
+                                                  const char *field,
+                                                  fv_field_class cls);
+
+/* Class of table.field, or FV_ENOTFOUND. */
+FV_API FV_NODISCARD fv_status fv_schema_field_class(fv_db *db,
+                                                    const char *table,
+                                                    const char *field,
+                                                    fv_field_class *cls);
+
+/* ---- Records ---- */
+
+/*
+ * An fv_record is an in-memory copy of one row of a catalogue table
+ * ("customer", "contact", "visit"): its id and its field values.  Build a
+ * new one with fv_record_new() and fv_insert() it, or fv_get() an existing
+ * one, change fields with the setters and fv_update() it (only the fields
+ * set since it was read are written).  A record belongs to the db it came
+ * from and must be freed (fv_record_free) before fv_close.
+ */
+typedef struct fv_record fv_record;
+
+FV_API FV_NODISCARD fv_status fv_record_new(fv_db *db, const char *table,
+                                            fv_record **out);
+/* NULL-safe. */
+FV_API fv_status fv_record_free(fv_record *rec);
+
+/* Setters validate against the catalogue (name, type, enum values, length);
+ * a bad value is FV_EINVAL with a message and leaves the record unchanged.
+ * value NULL clears the field. */
+FV_API FV_NODISCARD fv_status fv_record_set_text(fv_record *rec,
+                                                 const char *field,
+                                                 const char *value);
+FV_API FV_NODISCARD fv_status fv_record_set_real(fv_record *rec,
+                                                 const char *field, double v);
+
+/* Getters.  *value is NULL when the field is empty.  The string is owned by
+ * the record and valid until the field is set again or the record freed. */
+FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
+                                                 const char *field,
+                                                 const char **value);
+/* *is_set = 0 when the field is empty. */
+FV_API FV_NODISCARD fv_status fv_record_get_real(const fv_record *rec,
+                                                 const char *field, double *v,
+                                                 int *is_set);
+
+/* Id (FV_ID_LEN chars), table name, and a computed "due on" date for records
+ * returned by fv_due().  Strings owned by the record; NULL when not known. */
+FV_API const char *fv_record_id(const fv_record *rec);
+FV_API const char *fv_record_table(const fv_record *rec);
+FV_API const char *fv_record_due(const fv_record *rec);
+
+/* Iterate the record's fields in catalogue order: i from 0 while FV_OK.
+ * FV_ENOTFOUND past the end.  *name owned by the record. */
+FV_API FV_NODISCARD fv_status fv_record_field(const fv_record *rec, size_t i,
+                                              const char **name,
+                                              fv_field_type *type);
+
+/* Insert a new record: assigns a UUIDv7 id (read with fv_record_id).  One
+ * transaction unless inside a batch. */
+FV_API FV_NODISCARD fv_status fv_insert(fv_db *db, fv_record *rec);
+/* Write the fields set since the record was read or inserted. */
+FV_API FV_NODISCARD fv_status fv_update(fv_db *db, fv_record *rec);
+/* Read one record.  FV_ENOTFOUND if absent or deleted.  *out to be freed
+ * with fv_record_free. */
+FV_API FV_NODISCARD fv_status fv_get(fv_db *db, const char *table,
+                                     const char *id, fv_record **out);
+/* Delete: a tombstone (the row stays, hidden from reads and lists). */
+FV_API FV_NODISCARD fv_status fv_delete(fv_db *db, const char *table,
+                                        const char *id);
+
+/* ---- Lists and queries ---- */
+
+typedef struct fv_list fv_list;
+
+typedef struct fv_customer_filter {
+    size_t size;       /* sizeof(fv_customer_filter) */
+    const char *stage; /* NULL = any */
+    const char *grade; /* NULL = any */
+    const char *owner; /* NULL = any */
+} fv_customer_filter;
+
+/* Customers matching the filter (filter may be NULL), by name. */
+FV_API FV_NODISCARD fv_status fv_list_customers(fv_db *db,
+                                                const fv_customer_filter *f,
+                                                fv_list **out);
+/* Visits of one customer (or all when customer_id is NULL), newest first. */
+FV_API FV_NODISCARD fv_status fv_list_visits(fv_db *db,
+                                             const char *customer_id,
+                                             fv_list **out);
+/* Contacts of one customer (or all when NULL), by name. */
+FV_API FV_NODISCARD fv_status fv_list_contacts(fv_db *db,
+                                               const char *customer_id,
+                                               fv_list **out);
+/*
+ * Follow-ups due on or before date (YYYY-MM-DD; NULL = today, UTC).  A
+ * customer's due date is its next_due when set, else its last visit (or its
+ * creation) plus the grade cadence: S 7 days, A 14, B 30 (no grade: 30).
+ * Lost customers are never due.  Ordered by due date; fv_record_due() gives
+ * the computed date.
+ */
+FV_API FV_NODISCARD fv_status fv_list_due(fv_db *db, const char *date,
+                                          fv_list **out);
+
+/* Next record: *rec is NULL at the end.  *rec is owned by the list and valid
+ * until the next fv_list_next or fv_list_free. */
+FV_API FV_NODISCARD fv_status fv_list_next(fv_list *list,
+                                           const fv_record **rec);
+/* NULL-safe. */
+FV_API fv_status fv_list_free(fv_list *list);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FIELDVAULT_H */

@@ -1,0 +1,14 @@
+/*
+ * platform_posix.c - POSIX implementation of platform.h (Linux, the CLI,
+ * fvd, tests).
+ */
+#include "platform.h"
+
+#include <time.h>
+
+int64_t fv_platform_now_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
