@@ -82,6 +82,8 @@ struct fv_db {
     size_t nstmts;
     int64_t uuid_last_ms; /* UUIDv7 monotonicity within one millisecond */
     uint16_t uuid_seq;
+    unsigned char device[16]; /* this replica's id (fv_meta 'device_id') */
+    uint64_t hlc_last;        /* latest hybrid logical clock value seen */
 };
 
 /* ---- errors (util.c) ---- */
@@ -134,5 +136,31 @@ void fv__time_format_ms(int64_t ms, char out[21]);
 int fv__utf8_valid(const char *s, size_t len);
 int fv__name_valid(const char *s);
 char *fv__strdup(const char *s);
+
+/* ---- hybrid logical clock (hlc.c) ----
+ * hlc = milliseconds << 16 | counter.  Pure functions, plus the store's
+ * clock: fv__hlc_next for a local write (inside its transaction; persists
+ * the clock), fv__hlc_observe for a received change. */
+#define FV_HLC_MS(h) ((int64_t)((h) >> 16))
+uint64_t fv__hlc_tick(uint64_t last, int64_t wall_ms);
+int fv__hlc_merge(uint64_t *last, uint64_t remote, int64_t wall_ms, int64_t max_drift_ms);
+fv_status fv__hlc_next(fv_db *db, uint64_t *out);
+fv_status fv__hlc_observe(fv_db *db, uint64_t remote);
+fv_status fv__hlc_save(fv_db *db);
+
+/* ---- change capture (outbox.c) ---- */
+typedef struct fv__cval {
+    int type;                 /* SQLITE_NULL, SQLITE_TEXT, SQLITE_FLOAT, SQLITE_BLOB */
+    const char *text;
+    const unsigned char *blob;
+    size_t len;               /* for blob */
+    double real;
+} fv__cval;
+/* Load (after migrations) the device id and the clock. */
+fv_status fv__sync_state_load(fv_db *db);
+/* Record a local change of tbl.field of row id at hlc, inside the caller's
+ * transaction: new version (base = the one replaced) and an outbox entry. */
+fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],
+                      const char *field, const fv__cval *v, uint64_t hlc);
 
 #endif /* FV_INTERNAL_H */

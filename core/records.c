@@ -156,6 +156,15 @@ static fv_status validate_text(fv_record *r, const fv__field *f, const char *v, 
     return fv__err(db, FV_EINTERNAL, "%s.%s has an unknown type", t, f->name);
 }
 
+fv_status fv__validate_text(fv_db *db, const fv__table *t, const fv__field *f, const char *v,
+                            char *norm, size_t norm_cap)
+{
+    fv_record tmp;
+    tmp.db = db;
+    tmp.tbl = t;
+    return validate_text(&tmp, f, v, norm, norm_cap);
+}
+
 fv_status fv_record_set_text(fv_record *rec, const char *field, const char *value)
 {
     if (rec == NULL) return FV_EMISUSE;
@@ -332,13 +341,57 @@ static fv_status bind_value(fv_db *db, sqlite3_stmt *s, int col, const fv__field
     return rc == SQLITE_OK ? FV_OK : fv__sqlerr(db, rc, "binding a value");
 }
 
-/* Required fields present and references pointing at live records. */
+/* Capture the changed fields of r (all set ones, or only the dirty ones)
+ * as one local write at a single hlc. */
+static fv_status capture_fields(fv_record *r, int dirty_only)
+{
+    fv_db *db = r->db;
+    uint64_t hlc;
+    fv_status st = fv__hlc_next(db, &hlc);
+    for (size_t i = 0; i < r->tbl->nfields && st == FV_OK; i++) {
+        const fv__field *f = &r->tbl->fields[i];
+        const fv__val *v = &r->vals[i];
+        if (dirty_only ? !v->dirty : !v->set) continue;
+        unsigned char ref[16];
+        fv__cval cv = {SQLITE_NULL, NULL, NULL, 0, 0.0};
+        if (v->set && f->type == FV_TYPE_REAL) {
+            cv.type = SQLITE_FLOAT;
+            cv.real = v->real;
+        } else if (v->set && f->type == FV_TYPE_REF) {
+            if (!fv__uuid_parse(v->text, ref)) return fv__err(db, FV_EINVAL, "bad reference");
+            cv.type = SQLITE_BLOB;
+            cv.blob = ref;
+            cv.len = 16;
+        } else if (v->set) {
+            cv.type = SQLITE_TEXT;
+            cv.text = v->text;
+        }
+        st = fv__capture(db, r->tbl->name, r->id, f->name, &cv, hlc);
+    }
+    return st;
+}
+
+static fv_status capture_deleted(fv_db *db, const char *tbl, const unsigned char id[16],
+                                 int deleted)
+{
+    uint64_t hlc;
+    fv_status st = fv__hlc_next(db, &hlc);
+    fv__cval cv = {SQLITE_FLOAT, NULL, NULL, 0, deleted ? 1.0 : 0.0};
+    if (st == FV_OK) st = fv__capture(db, tbl, id, "_deleted", &cv, hlc);
+    return st;
+}
+
+/* Required fields present and references pointing at live records.  An
+ * update checks only the fields it writes: a row that arrived through sync
+ * may still lack a field whose change is on its way, and an edit of another
+ * field must not be refused for that. */
 static fv_status check_row(fv_record *r)
 {
     fv_db *db = r->db;
     for (size_t i = 0; i < r->tbl->nfields; i++) {
         const fv__field *f = &r->tbl->fields[i];
         const fv__val *v = &r->vals[i];
+        if (r->has_id && !v->dirty) continue;
         if (f->required && (!v->set || (v->text != NULL && v->text[0] == '\0')))
             return fv__err(db, FV_EINVAL, "%s.%s is required", r->tbl->name, f->name);
         if (f->type == FV_TYPE_REF && v->set && v->dirty) {
@@ -423,6 +476,7 @@ fv_status fv_insert(fv_db *db, fv_record *rec)
     if (st != FV_OK) return st;
     fv__uuid7(db, rec->id);
     st = insert_row(rec, fv_platform_now_ms());
+    if (st == FV_OK) st = capture_fields(rec, 0);
     st = fv__tx_end(db, opened, st);
     if (st != FV_OK) return st;
     fv__uuid_format(rec->id, rec->id_text);
@@ -466,13 +520,14 @@ fv_status fv_update(fv_db *db, fv_record *rec)
         }
         sqlite3_reset(s);
     }
+    if (st == FV_OK) st = capture_fields(rec, 1);
     st = fv__tx_end(db, opened, st);
     if (st == FV_OK)
         for (size_t i = 0; i < FV_RECORD_FIELDS_MAX; i++) rec->vals[i].dirty = 0;
     return st;
 }
 
-fv_status fv_delete(fv_db *db, const char *table, const char *id)
+static fv_status set_deleted(fv_db *db, const char *table, const char *id, int deleted)
 {
     if (db == NULL) return FV_EMISUSE;
     fv__reset(db);
@@ -483,7 +538,8 @@ fv_status fv_delete(fv_db *db, const char *table, const char *id)
         return fv__err(db, FV_EINVAL, "'%.40s' is not a record id (36 characters)", id ? id : "");
     char sql[160];
     snprintf(sql, sizeof sql,
-             "UPDATE \"%s\" SET deleted = 1, updated_ms = ?2 WHERE id = ?1 AND deleted = 0", t->name);
+             "UPDATE \"%s\" SET deleted = %d, updated_ms = ?2 WHERE id = ?1 AND deleted = %d",
+             t->name, deleted, !deleted);
     int opened;
     fv_status st = fv__tx_begin(db, &opened);
     if (st != FV_OK) return st;
@@ -493,9 +549,21 @@ fv_status fv_delete(fv_db *db, const char *table, const char *id)
         sqlite3_bind_blob(s, 1, key, 16, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, fv_platform_now_ms());
         int rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE) st = fv__sqlerr(db, rc, "deleting a record");
-        else if (sqlite3_changes(db->sql) == 0) st = fv__err(db, FV_ENOTFOUND, "no %s %s", t->name, id);
+        if (rc != SQLITE_DONE) st = fv__sqlerr(db, rc, deleted ? "deleting a record" : "restoring a record");
+        else if (sqlite3_changes(db->sql) == 0)
+            st = fv__err(db, FV_ENOTFOUND, deleted ? "no %s %s" : "no deleted %s %s", t->name, id);
         sqlite3_reset(s);
     }
+    if (st == FV_OK) st = capture_deleted(db, t->name, key, deleted);
     return fv__tx_end(db, opened, st);
+}
+
+fv_status fv_delete(fv_db *db, const char *table, const char *id)
+{
+    return set_deleted(db, table, id, 1);
+}
+
+fv_status fv_restore(fv_db *db, const char *table, const char *id)
+{
+    return set_deleted(db, table, id, 0);
 }

@@ -29,5 +29,10 @@ size_t fv__select_list(const fv__table *t, const char *alias, char *buf, size_t 
 /* Fill r from a row whose column col is the id, followed by the fields. */
 fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col);
 void fv__record_clear_values(fv_record *r);
+/* Validate a text value for t.f as fv_record_set_text does (FV_EINVAL with a
+ * message); norm receives the normalised form for times and ids ("" when
+ * the value is stored as given). */
+fv_status fv__validate_text(fv_db *db, const fv__table *t, const fv__field *f, const char *v,
+                            char *norm, size_t norm_cap);
 
 #endif

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FV_SCHEMA_VERSION 2
+#define FV_SCHEMA_VERSION 3
 
 typedef struct shipped_field {
     const char *table, *name;
@@ -143,8 +143,70 @@ static fv_status migrate_2(fv_db *db)
         "CREATE INDEX contact_by_customer ON contact(customer_id, name);");
 }
 
+/* Version 3: sync.  The device id, per-field versions, the outbox and the
+ * conflict log; rows written before are captured as if written now (their
+ * updated time as the clock), so they sync too. */
+static fv_status migrate_3(fv_db *db)
+{
+    fv_status st = fv__exec(db,
+        "INSERT INTO fv_meta(key, value) VALUES('device_id', randomblob(16));"
+        "CREATE TABLE fv_versions(tbl TEXT NOT NULL, row_id BLOB NOT NULL, field TEXT NOT NULL,"
+        " hlc INTEGER NOT NULL, device BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
+        " PRIMARY KEY(tbl, row_id, field)) WITHOUT ROWID;"
+        "CREATE TABLE fv_outbox(seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id BLOB NOT NULL,"
+        " field TEXT NOT NULL, value, hlc INTEGER NOT NULL, base_hlc INTEGER NOT NULL);"
+        "CREATE TABLE fv_conflicts(id BLOB PRIMARY KEY NOT NULL, tbl TEXT NOT NULL,"
+        " row_id BLOB NOT NULL, field TEXT NOT NULL,"
+        " mine_value, mine_hlc INTEGER NOT NULL, mine_device BLOB NOT NULL,"
+        " theirs_value, theirs_hlc INTEGER NOT NULL, theirs_device BLOB NOT NULL,"
+        " winner_is_mine INTEGER NOT NULL, detected_ms INTEGER NOT NULL, resolved_ms INTEGER)"
+        " WITHOUT ROWID;"
+        "CREATE INDEX fv_conflicts_by_field ON fv_conflicts(tbl, row_id, field);");
+    sqlite3_stmt *s = fv__stmt(db, "SELECT tbl, name FROM fv_fields ORDER BY tbl, ord");
+    if (s == NULL) return db->err;
+    char tbls[FV_TABLES_MAX][FV_NAME_MAX + 1];
+    size_t ntbl = 0;
+    int rc;
+    while (st == FV_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *f = (const char *)sqlite3_column_text(s, 1);
+        if (t == NULL || f == NULL || !fv__name_valid(t) || !fv__name_valid(f)) {
+            st = fv__err(db, FV_ECORRUPT, "the schema catalogue has an invalid name");
+            break;
+        }
+        if (ntbl == 0 || strcmp(tbls[ntbl - 1], t) != 0) {
+            if (ntbl == FV_TABLES_MAX) break;
+            snprintf(tbls[ntbl++], FV_NAME_MAX + 1, "%s", t);
+        }
+        char sql[2048];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO fv_versions SELECT '%s', id, '%s', updated_ms << 16,"
+                 " (SELECT value FROM fv_meta WHERE key = 'device_id'), 0"
+                 " FROM \"%s\" WHERE \"%s\" IS NOT NULL;"
+                 "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc, base_hlc)"
+                 " SELECT '%s', id, '%s', \"%s\", updated_ms << 16, 0"
+                 " FROM \"%s\" WHERE \"%s\" IS NOT NULL ORDER BY id;",
+                 t, f, t, f, t, f, f, t, f);
+        st = fv__exec(db, sql);
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; st == FV_OK && i < ntbl; i++) {
+        char sql[2048];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO fv_versions SELECT '%.64s', id, '_deleted', updated_ms << 16,"
+                 " (SELECT value FROM fv_meta WHERE key = 'device_id'), 0"
+                 " FROM \"%.64s\" WHERE deleted = 1;"
+                 "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc, base_hlc)"
+                 " SELECT '%.64s', id, '_deleted', 1.0, updated_ms << 16, 0"
+                 " FROM \"%.64s\" WHERE deleted = 1 ORDER BY id;",
+                 tbls[i], tbls[i], tbls[i], tbls[i]);
+        st = fv__exec(db, sql);
+    }
+    return st;
+}
+
 typedef fv_status (*migration_fn)(fv_db *);
-static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2};
+static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2, migrate_3};
 
 static fv_status read_version(fv_db *db, int *version)
 {

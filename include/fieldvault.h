@@ -250,6 +250,12 @@ FV_API FV_NODISCARD fv_status fv_get(fv_db *db, const char *table,
 /* Delete: a tombstone (the row stays, hidden from reads and lists). */
 FV_API FV_NODISCARD fv_status fv_delete(fv_db *db, const char *table,
                                         const char *id);
+/* Undo a delete: the row is live again (its fields as they were).  A
+ * delete and an edit made concurrently elsewhere never revive a row; only a
+ * restore does, and it wins over a delete only if it is later.  FV_ENOTFOUND
+ * if there is no deleted row with that id. */
+FV_API FV_NODISCARD fv_status fv_restore(fv_db *db, const char *table,
+                                         const char *id);
 
 /* ---- Lists and queries ---- */
 
@@ -290,6 +296,117 @@ FV_API FV_NODISCARD fv_status fv_list_next(fv_list *list,
                                            const fv_record **rec);
 /* NULL-safe. */
 FV_API fv_status fv_list_free(fv_list *list);
+
+/* ---- Sync: change sets ----
+ *
+ * Every local write records, in the same transaction, one change per field
+ * it changed (table, row id, field, value, hybrid-logical-clock time hlc,
+ * the version the writer saw base_hlc, this device's id and sequence
+ * number) in an outbox.  A change set is those changes as one protobuf
+ * message (fieldvault.v1.ChangeSet, sync/fieldvault.proto).  Applying a
+ * change set merges each change per field, last writer wins by (hlc, device
+ * id), so replicas that have seen the same changes hold the same state in
+ * any order; an overwritten concurrent value is kept in the conflict log.
+ * Change sets stream: neither export nor apply holds the set in memory.
+ */
+
+/* Byte streams for change sets.  A writer returns 0, or -1 to abort.  A
+ * reader returns the number of bytes put in buf (at most cap), 0 at the end,
+ * -1 on error. */
+typedef int (*fv_write_fn)(void *ctx, const unsigned char *buf, size_t len);
+typedef long (*fv_read_fn)(void *ctx, unsigned char *buf, size_t cap);
+
+#define FV_EXPORT_ALL 0x01u /* the full state, not the pending outbox */
+
+typedef struct fv_export_info {
+    size_t size;        /* sizeof(fv_export_info) */
+    uint64_t count;     /* changes written */
+    uint64_t last_seq;  /* outbox sequence of the last change written */
+} fv_export_info;
+
+/* Write the changes of the outbox with sequence > since_seq (or, with
+ * FV_EXPORT_ALL, the current version of every field of every row, deleted
+ * rows as tombstones) as one change set to w.  info may be NULL. */
+FV_API FV_NODISCARD fv_status fv_changes_export(fv_db *db, unsigned flags,
+                                                uint64_t since_seq,
+                                                fv_write_fn w, void *ctx,
+                                                fv_export_info *info);
+/* The same into a file, written whole or not at all (temporary file, sync,
+ * rename). */
+FV_API FV_NODISCARD fv_status fv_changes_export_file(fv_db *db,
+                                                     const char *path,
+                                                     unsigned flags,
+                                                     fv_export_info *info);
+
+typedef struct fv_apply_stats {
+    size_t size;         /* sizeof(fv_apply_stats) */
+    uint64_t received;   /* changes in the set */
+    uint64_t applied;    /* changes that became the current value */
+    uint64_t known;      /* already held, or older than what is held */
+    uint64_t conflicts;  /* new entries in the conflict log */
+} fv_apply_stats;
+
+/* Apply one change set read from r, in one transaction: a truncated,
+ * oversized, wrong-typed or garbage set, a change to an unknown table or
+ * field, an invalid value or a change dated beyond the clock-drift bound
+ * (FV_HLC_MAX_DRIFT_MS ahead of this device's clock) is FV_EPROTO with a
+ * message, and nothing of the set is applied.  Applying a set twice changes
+ * nothing the second time.  stats may be NULL. */
+FV_API FV_NODISCARD fv_status fv_changes_apply(fv_db *db, fv_read_fn r,
+                                               void *ctx,
+                                               fv_apply_stats *stats);
+FV_API FV_NODISCARD fv_status fv_changes_apply_file(fv_db *db,
+                                                    const char *path,
+                                                    fv_apply_stats *stats);
+
+#define FV_HLC_MAX_DRIFT_MS (24LL * 3600 * 1000)
+
+/* This device's id in the sync protocol: 32 hex characters + NUL. */
+FV_API FV_NODISCARD fv_status fv_device_id(fv_db *db, char out[33]);
+
+/* A hash of every visible record and field (not of metadata such as
+ * timestamps or versions): 64 hex characters + NUL.  Equal on replicas that
+ * hold the same data. */
+FV_API FV_NODISCARD fv_status fv_state_hash(fv_db *db, char out[65]);
+
+/* ---- Conflicts ----
+ *
+ * When a change overwrites (or loses to) a value written concurrently, both
+ * are kept here.  "mine" is the value this store held when the conflict was
+ * detected, "theirs" the one that arrived.  The same conflict has the same
+ * id on every replica that saw both values. */
+typedef struct fv_conflict {
+    char id[33];            /* 32 hex characters */
+    char table[FV_NAME_MAX + 1];
+    char row_id[FV_ID_LEN + 1];
+    char field[FV_NAME_MAX + 1];
+    const char *mine;       /* value text; NULL = empty.  Owned by the list */
+    const char *theirs;     /* idem */
+    uint64_t mine_hlc, theirs_hlc;
+    char mine_device[33], theirs_device[33];
+    int winner_is_mine;     /* which value is now current */
+    int resolved;           /* a later change (or fv_conflict_resolve) settled it */
+} fv_conflict;
+
+typedef struct fv_conflict_list fv_conflict_list;
+
+/* Conflicts, newest first; unresolved only unless include_resolved. */
+FV_API FV_NODISCARD fv_status fv_conflicts_list(fv_db *db,
+                                                int include_resolved,
+                                                fv_conflict_list **out);
+/* *c is NULL at the end; owned by the list, valid until the next call or
+ * fv_conflicts_free. */
+FV_API FV_NODISCARD fv_status fv_conflicts_next(fv_conflict_list *l,
+                                                const fv_conflict **c);
+FV_API fv_status fv_conflicts_free(fv_conflict_list *l);
+
+typedef enum fv_keep { FV_KEEP_MINE = 0, FV_KEEP_THEIRS = 1 } fv_keep;
+
+/* Settle a conflict: writes the kept value as a new change (later than both)
+ * so every replica converges on it, and marks the conflict resolved here
+ * (and, when the change arrives, on every replica that logged it). */
+FV_API FV_NODISCARD fv_status fv_conflict_resolve(fv_db *db, const char *id,
+                                                  fv_keep keep);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,13 @@
 #define FV_PLATFORM_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Wall-clock time: milliseconds since the Unix epoch (UTC). */
 int64_t fv_platform_now_ms(void);
+
+/* Make what was written to f (already fflush'ed) durable.  0, or -1 with
+ * errno set. */
+int fv_platform_fsync_file(FILE *f);
 
 #endif

@@ -385,13 +385,31 @@ static void test_migration_forward(void **state)
 {
     fixture *f = *state;
     /* Make the store look like one written by schema version 1: drop what
-     * migration 2 adds, then reopen: the migration runs again, data kept. */
+     * migrations 2 and 3 add, then reopen: they run again, data kept, and
+     * the old rows are captured for sync (versions and outbox backfilled). */
     char *c = add_customer(f->db, "Old", "A", "intent");
+    char *gone = add_customer(f->db, "Gone", NULL, NULL);
+    assert_int_equal(fv_delete(f->db, "customer", gone), FV_OK);
+    free(gone);
     assert_int_equal(fv__exec(f->db,
         "DROP INDEX customer_by_stage; DROP INDEX customer_by_grade; DROP INDEX customer_by_owner;"
         "DROP INDEX visit_by_customer; DROP INDEX visit_by_time; DROP INDEX contact_by_customer;"
+        "DROP TABLE fv_versions; DROP TABLE fv_outbox; DROP TABLE fv_conflicts;"
+        "DELETE FROM fv_meta WHERE key IN ('device_id', 'hlc');"
         "PRAGMA user_version = 1;"), FV_OK);
     reopen(f);
+    {
+        sqlite3_stmt *q;
+        /* Old: name, grade, stage, owner; Gone: name, owner, _deleted */
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql,
+            "SELECT (SELECT count(*) FROM fv_versions), (SELECT count(*) FROM fv_outbox),"
+            " (SELECT count(*) FROM fv_outbox WHERE field = '_deleted')", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 7);
+        assert_int_equal(sqlite3_column_int(q, 1), 7);
+        assert_int_equal(sqlite3_column_int(q, 2), 1);
+        sqlite3_finalize(q);
+    }
     assert_int_equal(read_user_version(f->db), fv_schema_version());
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(f->db->sql,

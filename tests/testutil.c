@@ -188,3 +188,8 @@ int tu_dir_contains(const char *dir, const void *needle, size_t needle_len)
     closedir(d);
     return found;
 }
+
+int tu_fwrite_fn(void *ctx, const unsigned char *buf, size_t len)
+{
+    return fwrite(buf, 1, len, (FILE *)ctx) == len ? 0 : -1;
+}

@@ -1,0 +1,97 @@
+/*
+ * outbox.c - change capture: every local write of a field gets a version
+ * (fv_versions: hlc, writing device, base = the version it replaced) and an
+ * outbox entry (fv_outbox: the value as written, in write order), both in
+ * the write's own transaction, so a change is never applied without being
+ * captured nor captured without being applied.
+ *
+ * Tables (schema migration 3):
+ *   fv_versions(tbl, row_id, field) -> hlc, device, base_hlc
+ *   fv_outbox(seq) -> tbl, row_id, field, value, hlc, base_hlc
+ * The pseudo-field "_deleted" carries a row's tombstone (1) or restore (0).
+ */
+#include "internal.h"
+
+#include <string.h>
+
+fv_status fv__sync_state_load(fv_db *db)
+{
+    sqlite3_stmt *s = fv__stmt(db, "SELECT value FROM fv_meta WHERE key = 'device_id'");
+    if (s == NULL) return db->err;
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW || sqlite3_column_bytes(s, 0) != 16) {
+        sqlite3_reset(s);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE
+                   ? fv__err(db, FV_ECORRUPT, "the store has no valid device id")
+                   : fv__sqlerr(db, rc, "reading the device id");
+    }
+    memcpy(db->device, sqlite3_column_blob(s, 0), 16);
+    sqlite3_reset(s);
+
+    /* The clock: the saved value, and never behind the last local write. */
+    s = fv__stmt(db, "SELECT max(coalesce((SELECT value FROM fv_meta WHERE key = 'hlc'), 0),"
+                     " coalesce((SELECT hlc FROM fv_outbox ORDER BY seq DESC LIMIT 1), 0))");
+    if (s == NULL) return db->err;
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return fv__sqlerr(db, rc, "reading the clock");
+    }
+    sqlite3_int64 h = sqlite3_column_int64(s, 0);
+    db->hlc_last = h > 0 ? (uint64_t)h : 0;
+    sqlite3_reset(s);
+    return FV_OK;
+}
+
+static void bind_cval(sqlite3_stmt *s, int col, const fv__cval *v)
+{
+    switch (v->type) {
+    case SQLITE_TEXT: sqlite3_bind_text(s, col, v->text, -1, SQLITE_STATIC); break;
+    case SQLITE_FLOAT: sqlite3_bind_double(s, col, v->real); break;
+    case SQLITE_BLOB: sqlite3_bind_blob(s, col, v->blob, (int)v->len, SQLITE_STATIC); break;
+    default: sqlite3_bind_null(s, col); break;
+    }
+}
+
+fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16], const char *field,
+                      const fv__cval *v, uint64_t hlc)
+{
+    uint64_t base = 0;
+    sqlite3_stmt *s = fv__stmt(db, "SELECT hlc FROM fv_versions WHERE tbl = ?1 AND row_id = ?2"
+                                   " AND field = ?3");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) base = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading a version");
+
+    s = fv__stmt(db, "INSERT OR REPLACE INTO fv_versions(tbl, row_id, field, hlc, device, base_hlc)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)hlc);
+    sqlite3_bind_blob(s, 5, db->device, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)base);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing a version");
+
+    s = fv__stmt(db, "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc, base_hlc)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    bind_cval(s, 4, v);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)hlc);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)base);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing the outbox");
+    return FV_OK;
+}
