@@ -133,6 +133,22 @@ static const opt_def due_opts[] = {
     {NULL, NULL, NULL},
 };
 
+/* A NULL metavar makes a flag: it takes no value. */
+static const opt_def export_opts[] = {
+    {"all", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def resolve_opts[] = {
+    {"keep", NULL, "mine|theirs"},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def conflicts_opts[] = {
+    {"all", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
 /* ---- tables: list columns (human output) ---- */
 
 /* A column shows a catalogue field, or a computed value named with '@':
@@ -239,6 +255,12 @@ static int run_due(fv_db *db, const args *a, output *o);
 static int run_passwd(fv_db *db, const args *a, output *o);
 static int run_rekey(fv_db *db, const args *a, output *o);
 static int run_check(fv_db *db, const args *a, output *o);
+static int run_restore(fv_db *db, const args *a, output *o);
+static int run_changes_export(fv_db *db, const args *a, output *o);
+static int run_changes_import(fv_db *db, const args *a, output *o);
+static int run_conflicts(fv_db *db, const args *a, output *o);
+static int run_conflicts_resolve(fv_db *db, const args *a, output *o);
+static int run_state_hash(fv_db *db, const args *a, output *o);
 
 static const command commands[] = {
     {NULL, "init", NULL, 0, {init_opts, NULL}, {NULL}, CMD_CREATE, run_init,
@@ -277,6 +299,24 @@ static const command commands[] = {
      "new database key; every page rewritten under it"},
     {NULL, "check", NULL, 0, {NULL, NULL}, {NULL}, 0, run_check, "check DB",
      "authenticate every page and frame, then SQLite's integrity check"},
+    {"customer", "restore", "customer", 1, {NULL, NULL}, {NULL}, 0, run_restore,
+     "customer restore DB ID", "undo the deletion of a customer"},
+    {"contact", "delete", "contact", 1, {NULL, NULL}, {NULL}, 0, run_delete,
+     "contact delete DB ID", "delete a contact"},
+    {"visit", "delete", "visit", 1, {NULL, NULL}, {NULL}, 0, run_delete,
+     "visit delete DB ID", "delete a visit"},
+    {"changes", "export", NULL, 1, {export_opts, NULL}, {NULL}, 0, run_changes_export,
+     "changes export DB FILE [--all]",
+     "write the pending changes (or with --all the full state) as one change set; prints the count"},
+    {"changes", "import", NULL, 1, {NULL, NULL}, {NULL}, 0, run_changes_import,
+     "changes import DB FILE", "apply a change set; prints applied / already-known / conflicts"},
+    {"conflicts", "resolve", NULL, 1, {resolve_opts, NULL}, {"keep", NULL}, 0,
+     run_conflicts_resolve, "conflicts resolve DB CONFLICT_ID --keep mine|theirs",
+     "settle a conflict: the kept value becomes a new change everywhere"},
+    {NULL, "conflicts", NULL, 0, {conflicts_opts, NULL}, {NULL}, 0, run_conflicts,
+     "conflicts DB [--all] [--json]", "concurrent edits that were overwritten (--all: resolved too)"},
+    {NULL, "state-hash", NULL, 0, {NULL, NULL}, {NULL}, 0, run_state_hash, "state-hash DB",
+     "a hash of every visible record and field: equal on replicas holding the same data"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -395,13 +435,9 @@ static int find_command(int argc, char **argv, int *i, const command **out)
 {
     const char *w1 = argv[*i];
     int group_known = 0;
+    /* two words first: "conflicts resolve" before the one-word "conflicts" */
     for (size_t k = 0; k < NCOMMANDS; k++) {
         const command *c = &commands[k];
-        if (c->group == NULL && strcmp(c->verb, w1) == 0) {
-            *out = c;
-            (*i)++;
-            return -1;
-        }
         if (c->group != NULL && strcmp(c->group, w1) == 0) {
             group_known = 1;
             if (*i + 1 < argc && strcmp(c->verb, argv[*i + 1]) == 0) {
@@ -409,6 +445,14 @@ static int find_command(int argc, char **argv, int *i, const command **out)
                 *i += 2;
                 return -1;
             }
+        }
+    }
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        const command *c = &commands[k];
+        if (c->group == NULL && strcmp(c->verb, w1) == 0) {
+            *out = c;
+            (*i)++;
+            return -1;
         }
     }
     if (!group_known) return usage_error(NULL, "unknown command '%s'", w1);
@@ -441,7 +485,10 @@ static int parse_option(int argc, char **argv, int *i, args *a)
         return usage_error(c, "unknown option '--%.*s' for fv %s%s%s", (int)len, arg,
                            c->group ? c->group : "", c->group ? " " : "", c->verb);
     const char *value;
-    if (eq != NULL) {
+    if (o->metavar == NULL) { /* a flag */
+        if (eq != NULL) return usage_error(c, "option --%s takes no value", o->name);
+        value = "1";
+    } else if (eq != NULL) {
         value = eq + 1;
     } else {
         /* A following "--word" is an option, not this one's value: say so
@@ -478,7 +525,13 @@ static int parse_command_args(int argc, char **argv, int i, args *a)
     }
     if (a->db == NULL) return usage_error(c, "missing DB (the store file)");
     if (a->db[0] == '\0') return usage_error(c, "DB is an empty path");
-    if (c->takes_id && a->id == NULL) return usage_error(c, "missing ID");
+    if (c->takes_id && a->id == NULL) {
+        /* the second positional: FILE for change sets, CONFLICT_ID, else ID */
+        const char *what = c->group && strcmp(c->group, "changes") == 0     ? "FILE"
+                           : c->group && strcmp(c->group, "conflicts") == 0 ? "CONFLICT_ID"
+                                                                            : "ID";
+        return usage_error(c, "missing %s", what);
+    }
     for (size_t k = 0; k < 3 && c->required[k] != NULL; k++)
         if (arg_get(a, c->required[k]) == NULL)
             return usage_error(c, "--%s is required", c->required[k]);
@@ -1246,6 +1299,142 @@ static int run_check(fv_db *db, const args *a, output *o)
     fv_status st = fv_check(db);
     if (st != FV_OK) return lib_fail(db, st);
     emit_result(o, "path", a->db, "ok");
+    return 0;
+}
+
+static int run_restore(fv_db *db, const args *a, output *o)
+{
+    fv_status st = fv_restore(db, a->cmd->table, a->id);
+    if (st != FV_OK) return lib_fail(db, st);
+    char text[96];
+    snprintf(text, sizeof text, "restored %s %.40s", a->cmd->table, a->id);
+    emit_result(o, "id", a->id, text);
+    return 0;
+}
+
+/* ---- sync: change sets, conflicts ---- */
+
+static int run_changes_export(fv_db *db, const args *a, output *o)
+{
+    fv_export_info info;
+    memset(&info, 0, sizeof info);
+    info.size = sizeof info;
+    unsigned flags = arg_get(a, "all") ? FV_EXPORT_ALL : 0;
+    fv_status st = fv_changes_export_file(db, a->id, flags, &info);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_member_string(&o->j, "file", a->id);
+        fvj_key(&o->j, "count");
+        fvj_int(&o->j, (int64_t)info.count);
+        fvj_end_object(&o->j);
+    } else {
+        fprintf(o->f, "%llu\n", (unsigned long long)info.count);
+    }
+    return 0;
+}
+
+static int run_changes_import(fv_db *db, const args *a, output *o)
+{
+    fv_apply_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    fv_status st = fv_changes_apply_file(db, a->id, &s);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_key(&o->j, "received");
+        fvj_int(&o->j, (int64_t)s.received);
+        fvj_key(&o->j, "applied");
+        fvj_int(&o->j, (int64_t)s.applied);
+        fvj_key(&o->j, "known");
+        fvj_int(&o->j, (int64_t)s.known);
+        fvj_key(&o->j, "conflicts");
+        fvj_int(&o->j, (int64_t)s.conflicts);
+        fvj_end_object(&o->j);
+    } else {
+        fprintf(o->f, "applied %llu, already known %llu, conflicts %llu\n",
+                (unsigned long long)s.applied, (unsigned long long)s.known,
+                (unsigned long long)s.conflicts);
+    }
+    return 0;
+}
+
+static void json_conflict(fvj_writer *j, const fv_conflict *c)
+{
+    fvj_begin_object(j);
+    fvj_member_string(j, "id", c->id);
+    fvj_member_string(j, "table", c->table);
+    fvj_member_string(j, "row_id", c->row_id);
+    fvj_member_string(j, "field", c->field);
+    fvj_key(j, "mine");
+    if (c->mine) fvj_string(j, c->mine); else fvj_null(j);
+    fvj_key(j, "theirs");
+    if (c->theirs) fvj_string(j, c->theirs); else fvj_null(j);
+    fvj_key(j, "mine_hlc");
+    fvj_int(j, (int64_t)c->mine_hlc);
+    fvj_key(j, "theirs_hlc");
+    fvj_int(j, (int64_t)c->theirs_hlc);
+    fvj_member_string(j, "mine_device", c->mine_device);
+    fvj_member_string(j, "theirs_device", c->theirs_device);
+    fvj_member_string(j, "winner", c->winner_is_mine ? "mine" : "theirs");
+    fvj_key(j, "resolved");
+    fvj_bool(j, c->resolved);
+    fvj_end_object(j);
+}
+
+static int run_conflicts(fv_db *db, const args *a, output *o)
+{
+    fv_conflict_list *l = NULL;
+    fv_status st = fv_conflicts_list(db, arg_get(a, "all") != NULL, &l);
+    if (st != FV_OK) return lib_fail(db, st);
+    const fv_conflict *c;
+    size_t n = 0;
+    if (o->json) fvj_begin_array(&o->j);
+    while ((st = fv_conflicts_next(l, &c)) == FV_OK && c != NULL) {
+        n++;
+        if (o->json) {
+            json_conflict(&o->j, c);
+            continue;
+        }
+        size_t w;
+        char *mine = cell_text(c->mine ? c->mine : "(empty)", 40, &w);
+        char *theirs = cell_text(c->theirs ? c->theirs : "(empty)", 40, &w);
+        fprintf(o->f, "%s  %s.%s of %s%s\n    mine:   %s%s\n    theirs: %s%s\n", c->id, c->table,
+                c->field, c->row_id, c->resolved ? "  (resolved)" : "", mine ? mine : "",
+                c->winner_is_mine ? "  <- current" : "", theirs ? theirs : "",
+                c->winner_is_mine ? "" : "  <- current");
+        free(mine);
+        free(theirs);
+    }
+    if (o->json) fvj_end_array(&o->j);
+    else if (st == FV_OK && n == 0) fprintf(o->f, "no conflicts\n");
+    fv_conflicts_free(l);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_conflicts_resolve(fv_db *db, const args *a, output *o)
+{
+    const char *keep = arg_get(a, "keep");
+    fv_keep k;
+    if (strcmp(keep, "mine") == 0) k = FV_KEEP_MINE;
+    else if (strcmp(keep, "theirs") == 0) k = FV_KEEP_THEIRS;
+    else return usage_error(a->cmd, "--keep must be mine or theirs (got '%.40s')", keep);
+    fv_status st = fv_conflict_resolve(db, a->id, k);
+    if (st != FV_OK) return lib_fail(db, st);
+    char text[96];
+    snprintf(text, sizeof text, "resolved %.40s: kept %s", a->id, keep);
+    emit_result(o, "id", a->id, text);
+    return 0;
+}
+
+static int run_state_hash(fv_db *db, const args *a, output *o)
+{
+    char h[65];
+    fv_status st = fv_state_hash(db, h);
+    if (st != FV_OK) return lib_fail(db, st);
+    emit_result(o, "state_hash", h, h);
+    (void)a;
     return 0;
 }
 
