@@ -4,8 +4,11 @@
  * Layout: errors and validation shared by both directions; the encoder (a
  * nanopb output stream buffered into the byte sink, with the repeated
  * `changes` field as an encode callback that pulls from the change source
- * and writes one Change submessage at a time); the decoder; whole-message
- * helpers; memory buffers.
+ * and writes one Change submessage at a time; a PushRequest's header is
+ * written first, then its changes and trailer by hand, see
+ * fieldvault.proto); the decoder; whole-message helpers (the enrolment
+ * messages are walked by prescan() first, for messages that name the
+ * field); memory buffers.
  *
  * The decoder drives the top level of a message itself, with nanopb's
  * primitives (pb_decode_varint, pb_read) on an input stream whose
@@ -51,6 +54,19 @@ _Static_assert(MEMBER_SIZE(fieldvault_v1_Value, kind.sealed.bytes) == FV_SEALED_
 _Static_assert(MEMBER_SIZE(fieldvault_v1_ChangeSet, origin_device) == FV_DEVICE_LEN, "origin");
 _Static_assert(MEMBER_SIZE(fieldvault_v1_PushRequest, device_id) == FV_DEVICE_LEN, "push id");
 _Static_assert(MEMBER_SIZE(fieldvault_v1_PullRequest, device_id) == FV_DEVICE_LEN, "pull id");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_PushRequest, prev_batch_hash) == FV_WIRE_HASH_LEN,
+               "prev_batch_hash length");
+_Static_assert(MEMBER_SIZE(fv__push_info, prev_batch_hash) == FV_WIRE_HASH_LEN, "push info");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollRequest, code) == FV_WIRE_NAME_MAX + 1, "code");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollRequest, device_id) == FV_DEVICE_LEN, "enroll id");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollRequest, public_key) == FV_WIRE_PUBKEY_LEN,
+               "public_key length");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollRequest, device_name) == FV_WIRE_NAME_MAX + 1,
+               "device_name bound");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollResponse, user) == FV_WIRE_NAME_MAX + 1, "user");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollResponse, role) == FV_WIRE_NAME_MAX + 1, "role");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollResponse, team) == FV_WIRE_NAME_MAX + 1, "team");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_EnrollResponse, device_id) == FV_DEVICE_LEN, "echo id");
 _Static_assert(MEMBER_SIZE(fieldvault_v1_Rejection, message) == FV_WIRE_TEXT_MAX + 1, "rejection");
 _Static_assert(MEMBER_SIZE(fieldvault_v1_Error, message) == FV_WIRE_TEXT_MAX + 1, "error msg");
 _Static_assert(fieldvault_v1_Change_size <= FV_WIRE_CHANGE_MAX_BYTES, "change bound");
@@ -346,12 +362,10 @@ static bool write_cb(pb_ostream_t *s, const pb_byte_t *buf, size_t count)
     return true;
 }
 
-/* The `changes` field: one Change submessage per change of the source,
- * then the trailer's value.  pb_encode calls this once (a top-level
- * callback is not sized); pb_encode_submessage sizes each Change itself. */
-static bool encode_changes(pb_ostream_t *s, const pb_field_t *field, void *const *arg)
+/* One Change submessage (field number tag) per change of the source;
+ * pb_encode_submessage sizes each Change itself. */
+static bool write_changes(pb_ostream_t *s, enc *e, uint32_t tag)
 {
-    enc *e = *arg;
     for (;;) {
         int r = e->src(e->src_ctx, &e->ch);
         if (r == 0) break;
@@ -365,22 +379,45 @@ static bool encode_changes(pb_ostream_t *s, const pb_field_t *field, void *const
             return false;
         }
         change_to_pb(&e->ch, &e->pb);
-        if (!pb_encode_tag_for_field(s, field) ||
+        if (!pb_encode_tag(s, PB_WT_STRING, tag) ||
             !pb_encode_submessage(s, fieldvault_v1_Change_fields, &e->pb))
             return false;
         e->n++;
     }
+    return true;
+}
+
+/* The `changes` field as a callback: the changes, then the trailer's
+ * value.  pb_encode calls this once (a top-level callback is not sized). */
+static bool encode_changes(pb_ostream_t *s, const pb_field_t *field, void *const *arg)
+{
+    enc *e = *arg;
+    if (!write_changes(s, e, field->tag)) return false;
     *e->count = e->n;
     *e->has_count = true;
     return true;
 }
 
-/* Encode msg (fields), whose `changes` callback and `count` trailer are
- * given, pulling the changes from src. */
+/* How encode_stream lays out a message. */
+typedef struct stream_layout {
+    /* Field-number order: msg's `changes` callback (*changes) and `count`
+     * trailer (*count, *has_count) are given and pb_encode writes them in
+     * their place. */
+    pb_callback_t *changes;
+    uint64_t *count;
+    bool *has_count;
+    /* Header first (changes == NULL): msg holds the header fields only (its
+     * changes callback unset, its trailer absent); pb_encode writes them,
+     * then come the changes (changes_tag) and the trailer (count_tag). */
+    uint32_t changes_tag, count_tag;
+} stream_layout;
+
+/* Encode msg (fields), pulling the changes from src, laid out as *lay
+ * says. */
 static fv_status encode_stream(const char *what, const pb_msgdesc_t *fields, const void *msg,
-                               pb_callback_t *changes, uint64_t *count, bool *has_count,
-                               fv__change_source src, void *src_ctx, fv__byte_sink sink,
-                               void *sink_ctx, uint64_t *count_out, char *err, size_t errcap)
+                               const stream_layout *lay, fv__change_source src, void *src_ctx,
+                               fv__byte_sink sink, void *sink_ctx, uint64_t *count_out,
+                               char *err, size_t errcap)
 {
     clear_err(err, errcap);
     if (src == NULL || sink == NULL)
@@ -394,17 +431,23 @@ static fv_status encode_stream(const char *what, const pb_msgdesc_t *fields, con
     e->sink = sink;
     e->sink_ctx = sink_ctx;
     e->n = 0;
-    e->count = count;
-    e->has_count = has_count;
+    e->count = lay->count;
+    e->has_count = lay->has_count;
     e->st = FV_OK;
     e->err = err;
     e->errcap = errcap;
     e->wlen = 0;
-    changes->funcs.encode = encode_changes;
-    changes->arg = e;
+    if (lay->changes != NULL) {
+        lay->changes->funcs.encode = encode_changes;
+        lay->changes->arg = e;
+    }
 
     pb_ostream_t os = {write_cb, e, FV_CHANGESET_MAX_BYTES, 0, NULL};
-    bool ok = pb_encode(&os, fields, msg) && flush(e);
+    bool ok = pb_encode(&os, fields, msg);
+    if (ok && lay->changes == NULL)
+        ok = write_changes(&os, e, lay->changes_tag) &&
+             pb_encode_tag(&os, PB_WT_VARINT, lay->count_tag) && pb_encode_varint(&os, e->n);
+    ok = ok && flush(e);
     fv_status st = e->st;
     if (ok) {
         st = FV_OK;
@@ -429,9 +472,9 @@ fv_status fv__wire_encode_changeset(const unsigned char origin[FV_DEVICE_LEN],
     fieldvault_v1_ChangeSet m = fieldvault_v1_ChangeSet_init_zero;
     m.version = FV_WIRE_VERSION;
     memcpy(m.origin_device, origin, sizeof m.origin_device);
-    return encode_stream("change set", fieldvault_v1_ChangeSet_fields, &m, &m.changes,
-                         &m.count, &m.has_count, src, src_ctx, sink, sink_ctx, count_out, err,
-                         errcap);
+    stream_layout lay = {&m.changes, &m.count, &m.has_count, 0, 0};
+    return encode_stream("change set", fieldvault_v1_ChangeSet_fields, &m, &lay, src, src_ctx,
+                         sink, sink_ctx, count_out, err, errcap);
 }
 
 fv_status fv__wire_encode_push_request(const fv__push_info *hdr, fv__change_source src,
@@ -442,9 +485,13 @@ fv_status fv__wire_encode_push_request(const fv__push_info *hdr, fv__change_sour
     fieldvault_v1_PushRequest m = fieldvault_v1_PushRequest_init_zero;
     memcpy(m.device_id, hdr->device_id, sizeof m.device_id);
     m.batch_seq = hdr->batch_seq;
-    return encode_stream("push request", fieldvault_v1_PushRequest_fields, &m, &m.changes,
-                         &m.count, &m.has_count, src, src_ctx, sink, sink_ctx, count_out, err,
-                         errcap);
+    memcpy(m.prev_batch_hash, hdr->prev_batch_hash, sizeof m.prev_batch_hash);
+    /* Header first: prev_batch_hash (4) is numbered after the changes (3)
+     * but the decoder needs it before them. */
+    stream_layout lay = {NULL, NULL, NULL, fieldvault_v1_PushRequest_changes_tag,
+                         fieldvault_v1_PushRequest_count_tag};
+    return encode_stream("push request", fieldvault_v1_PushRequest_fields, &m, &lay, src,
+                         src_ctx, sink, sink_ctx, count_out, err, errcap);
 }
 
 fv_status fv__wire_encode_pull_response(const fv__pull_info *hdr, fv__change_source src,
@@ -455,9 +502,9 @@ fv_status fv__wire_encode_pull_response(const fv__pull_info *hdr, fv__change_sou
     fieldvault_v1_PullResponse m = fieldvault_v1_PullResponse_init_zero;
     m.cursor = hdr->cursor;
     m.more = hdr->more != 0;
-    return encode_stream("pull response", fieldvault_v1_PullResponse_fields, &m, &m.changes,
-                         &m.count, &m.has_count, src, src_ctx, sink, sink_ctx, count_out, err,
-                         errcap);
+    stream_layout lay = {&m.changes, &m.count, &m.has_count, 0, 0};
+    return encode_stream("pull response", fieldvault_v1_PullResponse_fields, &m, &lay, src,
+                         src_ctx, sink, sink_ctx, count_out, err, errcap);
 }
 
 /* ---- Decoder: the byte reader under nanopb's input stream ---- */
@@ -517,9 +564,11 @@ static bool read_cb(pb_istream_t *s, pb_byte_t *out, size_t count)
 
 /* ---- Decoder: message descriptions ---- */
 
-typedef enum hf_type { HF_VERSION, HF_U64, HF_BOOL, HF_ID } hf_type;
+/* HF_ID: FV_DEVICE_LEN bytes; HF_HASH: FV_WIRE_HASH_LEN bytes. */
+typedef enum hf_type { HF_VERSION, HF_U64, HF_BOOL, HF_ID, HF_HASH } hf_type;
 
-/* A header field: a scalar or an id stored at `off` in the info struct. */
+/* A header field: a scalar, an id or a hash stored at `off` in the info
+ * struct. */
 typedef struct hfield {
     uint32_t tag;
     hf_type type;
@@ -552,10 +601,12 @@ static const hfield push_fields[] = {
      offsetof(fv__push_info, device_id), 1},
     {fieldvault_v1_PushRequest_batch_seq_tag, HF_U64, "batch_seq",
      offsetof(fv__push_info, batch_seq), 0},
+    {fieldvault_v1_PushRequest_prev_batch_hash_tag, HF_HASH, "prev_batch_hash",
+     offsetof(fv__push_info, prev_batch_hash), 1},
 };
 static const stream_desc push_desc = {
     "push request", fieldvault_v1_PushRequest_changes_tag, fieldvault_v1_PushRequest_count_tag,
-    offsetof(fv__push_info, count), push_fields, 2};
+    offsetof(fv__push_info, count), push_fields, 3};
 
 static const hfield pull_fields[] = {
     {fieldvault_v1_PullResponse_cursor_tag, HF_U64, "cursor", offsetof(fv__pull_info, cursor),
@@ -608,14 +659,17 @@ static const char *wt_name(unsigned wt)
 /* ---- Decoder: one Change ---- */
 
 typedef struct scan {
-    unsigned seen;   /* bit t: the Change's field number t present */
+    unsigned seen;   /* bit t: the message's field number t present */
     size_t text_len; /* length of the last text value on the wire */
+    size_t lens[32]; /* wire length of the last length-delimited field t */
 } scan;
 
 /*
- * Walk one encoded Change (or, nested, its Value) in buf[0..len) and check
- * every known field's wire type and length against its bound, so that an
- * error names the field.  Unknown fields are skipped.  Nothing is copied.
+ * Walk one encoded Change (or, nested, its Value; or a whole-message
+ * helper's message) in buf[0..len) and check every known field's wire type
+ * and length against its bound, so that an error names the field.  Unknown
+ * fields are skipped.  Nothing is copied.  Known field numbers are below 32
+ * (out->seen and out->lens, which describe the outer message).
  */
 static fv_status prescan(const unsigned char *buf, size_t len, const pfield *pf, size_t npf,
                          scan *out, char *err, size_t errcap)
@@ -669,12 +723,13 @@ static fv_status prescan(const unsigned char *buf, size_t len, const pfield *pf,
             } else if (pf == value_pfields && tag == fieldvault_v1_Value_text_tag) {
                 out->text_len = (size_t)n;
             }
+            if (pf != value_pfields) out->lens[tag] = (size_t)n;
             ok = pb_read(&s, NULL, (size_t)n);
         }
         if (!ok)
             return fail(err, errcap, FV_EPROTO, "malformed %s: %s", pf[i].name,
                         PB_GET_ERROR(&s));
-        if (pf == change_pfields) out->seen |= 1u << tag;
+        if (pf != value_pfields) out->seen |= 1u << tag;
     }
     return FV_OK;
 }
@@ -683,7 +738,7 @@ static fv_status prescan(const unsigned char *buf, size_t len, const pfield *pf,
 static fv_status decode_one_change(const unsigned char *buf, size_t len, fieldvault_v1_Change *p,
                                    fv__change *c, char *err, size_t errcap)
 {
-    scan sc = {0, 0};
+    scan sc = {0, 0, {0}};
     fv_status st = prescan(buf, len, change_pfields,
                            sizeof change_pfields / sizeof *change_pfields, &sc, err, errcap);
     if (st != FV_OK) return st;
@@ -820,17 +875,18 @@ static fv_status decode_header(dec *x, size_t i, unsigned wt, size_t at)
     if (x->seen & (1u << i))
         return dfail(x, FV_EPROTO, "duplicate field %s at byte %zu", h->name, at);
     x->seen |= 1u << i;
-    unsigned want = h->type == HF_ID ? PB_WT_STRING : PB_WT_VARINT;
+    int bytes = h->type == HF_ID || h->type == HF_HASH;
+    unsigned want = bytes ? PB_WT_STRING : PB_WT_VARINT;
     if (wt != want)
         return dfail(x, FV_EPROTO, "field %s at byte %zu has wire type %u (%s), expected %s",
                      h->name, at, wt, wt_name(wt), wt_name(want));
     uint64_t v;
-    if (h->type == HF_ID) {
+    if (bytes) {
+        size_t need = h->type == HF_ID ? FV_DEVICE_LEN : FV_WIRE_HASH_LEN;
         if (read_len(x, h->name, at, &v) != FV_OK) return x->st;
-        if (v != FV_DEVICE_LEN)
-            return dfail(x, FV_EPROTO, "%s is %llu bytes, must be %d", h->name, ull(v),
-                         FV_DEVICE_LEN);
-        if (!pb_read(&x->s, dst, FV_DEVICE_LEN)) return stream_fail(x, h->name, at);
+        if (v != need)
+            return dfail(x, FV_EPROTO, "%s is %llu bytes, must be %zu", h->name, ull(v), need);
+        if (!pb_read(&x->s, dst, need)) return stream_fail(x, h->name, at);
         return FV_OK;
     }
     if (!pb_decode_varint(&x->s, &v)) return stream_fail(x, h->name, at);
@@ -1153,6 +1209,176 @@ fv_status fv__wire_decode_error(const unsigned char *buf, size_t len, fieldvault
         st = check_text("error message", out->message, sizeof out->message, FV_EPROTO, err,
                         errcap);
     return st;
+}
+
+/* ---- Whole-message helpers: enrolment ---- */
+
+_Static_assert(fieldvault_v1_EnrollRequest_device_name_tag < 32, "EnrollRequest field numbers");
+_Static_assert(fieldvault_v1_EnrollResponse_device_id_tag < 32, "EnrollResponse field numbers");
+
+static const pfield enroll_request_pfields[] = {
+    {fieldvault_v1_EnrollRequest_code_tag, PB_WT_STRING, 0, FV_WIRE_NAME_MAX, "code"},
+    {fieldvault_v1_EnrollRequest_device_id_tag, PB_WT_STRING, FV_DEVICE_LEN, FV_DEVICE_LEN,
+     "device_id"},
+    {fieldvault_v1_EnrollRequest_public_key_tag, PB_WT_STRING, FV_WIRE_PUBKEY_LEN,
+     FV_WIRE_PUBKEY_LEN, "public_key"},
+    {fieldvault_v1_EnrollRequest_device_name_tag, PB_WT_STRING, 0, FV_WIRE_NAME_MAX,
+     "device_name"},
+};
+
+static const pfield enroll_response_pfields[] = {
+    {fieldvault_v1_EnrollResponse_user_tag, PB_WT_STRING, 0, FV_WIRE_NAME_MAX, "user"},
+    {fieldvault_v1_EnrollResponse_role_tag, PB_WT_STRING, 0, FV_WIRE_NAME_MAX, "role"},
+    {fieldvault_v1_EnrollResponse_team_tag, PB_WT_STRING, 0, FV_WIRE_NAME_MAX, "team"},
+    {fieldvault_v1_EnrollResponse_server_time_ms_tag, PB_WT_VARINT, 0, 0, "server_time_ms"},
+    {fieldvault_v1_EnrollResponse_device_id_tag, PB_WT_STRING, FV_DEVICE_LEN, FV_DEVICE_LEN,
+     "device_id"},
+};
+
+static int all_zero(const unsigned char *b, size_t n)
+{
+    unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= b[i];
+    return acc == 0;
+}
+
+/* One string of an enrolment message.  sc (decode only, else NULL) gives
+ * its length on the wire, which must be the C string's: nanopb would keep
+ * an embedded NUL and strlen would silently cut there. */
+static fv_status check_enroll_text(const char *what, const char *s, size_t cap, int required,
+                                   const scan *sc, uint32_t tag, fv_status st, char *err,
+                                   size_t errcap)
+{
+    fv_status res = check_text(what, s, cap, st, err, errcap);
+    if (res != FV_OK) return res;
+    size_t n = strlen(s);
+    if (sc != NULL && (sc->seen & (1u << tag)) && sc->lens[tag] != n)
+        return fail(err, errcap, st, "%s contains a NUL byte", what);
+    if (required && n == 0) return fail(err, errcap, st, "%s is empty", what);
+    return FV_OK;
+}
+
+static fv_status check_enroll_request(const fieldvault_v1_EnrollRequest *m, const scan *sc,
+                                      fv_status st, char *err, size_t errcap)
+{
+    fv_status res = check_enroll_text("code", m->code, sizeof m->code, 1, sc,
+                                      fieldvault_v1_EnrollRequest_code_tag, st, err, errcap);
+    if (res == FV_OK)
+        res = check_enroll_text("device_name", m->device_name, sizeof m->device_name, 0, sc,
+                                fieldvault_v1_EnrollRequest_device_name_tag, st, err, errcap);
+    if (res != FV_OK) return res;
+    /* fixed_length bytes decode an absent field as zeros */
+    if ((sc != NULL && !(sc->seen & (1u << fieldvault_v1_EnrollRequest_device_id_tag))) ||
+        all_zero(m->device_id, sizeof m->device_id))
+        return fail(err, errcap, st, "device_id missing");
+    if ((sc != NULL && !(sc->seen & (1u << fieldvault_v1_EnrollRequest_public_key_tag))) ||
+        all_zero(m->public_key, sizeof m->public_key))
+        return fail(err, errcap, st, "public_key missing");
+    return FV_OK;
+}
+
+static fv_status check_enroll_response(const fieldvault_v1_EnrollResponse *m, const scan *sc,
+                                       fv_status st, char *err, size_t errcap)
+{
+    fv_status res = check_enroll_text("user", m->user, sizeof m->user, 1, sc,
+                                      fieldvault_v1_EnrollResponse_user_tag, st, err, errcap);
+    if (res == FV_OK)
+        res = check_enroll_text("role", m->role, sizeof m->role, 1, sc,
+                                fieldvault_v1_EnrollResponse_role_tag, st, err, errcap);
+    if (res == FV_OK)
+        res = check_enroll_text("team", m->team, sizeof m->team, 0, sc,
+                                fieldvault_v1_EnrollResponse_team_tag, st, err, errcap);
+    if (res != FV_OK) return res;
+    if ((sc != NULL && !(sc->seen & (1u << fieldvault_v1_EnrollResponse_device_id_tag))) ||
+        all_zero(m->device_id, sizeof m->device_id))
+        return fail(err, errcap, st, "device_id missing");
+    return FV_OK;
+}
+
+/* A whole message whose fields prescan() names: bound, prescan, decode. */
+static fv_status decode_scanned(const char *what, const pfield *pf, size_t npf,
+                                const pb_msgdesc_t *fields, const unsigned char *buf,
+                                size_t len, void *out, scan *sc, char *err, size_t errcap)
+{
+    if (len > FV_WIRE_MESSAGE_MAX_BYTES)
+        return fail(err, errcap, FV_EPROTO, "the %s is %zu bytes, over the limit of %zu", what,
+                    len, FV_WIRE_MESSAGE_MAX_BYTES);
+    char why[200];
+    if (prescan(buf, len, pf, npf, sc, why, sizeof why) != FV_OK)
+        return fail(err, errcap, FV_EPROTO, "malformed %s: %s", what, why);
+    return decode_whole(what, fields, buf, len, out, err, errcap);
+}
+
+/* Prefix a checker's message with "malformed <what>: " (decode) or
+ * "<what>: " (encode). */
+static fv_status prefixed(fv_status st, const char *prefix, const char *why, char *err,
+                          size_t errcap)
+{
+    return fail(err, errcap, st, "%s: %s", prefix, why);
+}
+
+fv_status fv__wire_encode_enroll_request(const fieldvault_v1_EnrollRequest *m,
+                                         fv__byte_sink sink, void *sink_ctx, char *err,
+                                         size_t errcap)
+{
+    clear_err(err, errcap);
+    if (m == NULL || sink == NULL) return fail(err, errcap, FV_EMISUSE, "no message or sink");
+    char why[160];
+    if (check_enroll_request(m, NULL, FV_EINVAL, why, sizeof why) != FV_OK)
+        return prefixed(FV_EINVAL, "enroll request", why, err, errcap);
+    return encode_whole("enroll request", fieldvault_v1_EnrollRequest_fields, m, sink,
+                        sink_ctx, err, errcap);
+}
+
+fv_status fv__wire_encode_enroll_response(const fieldvault_v1_EnrollResponse *m,
+                                          fv__byte_sink sink, void *sink_ctx, char *err,
+                                          size_t errcap)
+{
+    clear_err(err, errcap);
+    if (m == NULL || sink == NULL) return fail(err, errcap, FV_EMISUSE, "no message or sink");
+    char why[160];
+    if (check_enroll_response(m, NULL, FV_EINVAL, why, sizeof why) != FV_OK)
+        return prefixed(FV_EINVAL, "enroll response", why, err, errcap);
+    return encode_whole("enroll response", fieldvault_v1_EnrollResponse_fields, m, sink,
+                        sink_ctx, err, errcap);
+}
+
+fv_status fv__wire_decode_enroll_request(const unsigned char *buf, size_t len,
+                                         fieldvault_v1_EnrollRequest *out, char *err,
+                                         size_t errcap)
+{
+    clear_err(err, errcap);
+    if (out == NULL || (buf == NULL && len > 0))
+        return fail(err, errcap, FV_EMISUSE, "no buffer or output");
+    scan sc = {0, 0, {0}};
+    fv_status st = decode_scanned("enroll request", enroll_request_pfields,
+                                  sizeof enroll_request_pfields / sizeof *enroll_request_pfields,
+                                  fieldvault_v1_EnrollRequest_fields, buf, len, out, &sc, err,
+                                  errcap);
+    if (st != FV_OK) return st;
+    char why[160];
+    if (check_enroll_request(out, &sc, FV_EPROTO, why, sizeof why) != FV_OK)
+        return prefixed(FV_EPROTO, "malformed enroll request", why, err, errcap);
+    return FV_OK;
+}
+
+fv_status fv__wire_decode_enroll_response(const unsigned char *buf, size_t len,
+                                          fieldvault_v1_EnrollResponse *out, char *err,
+                                          size_t errcap)
+{
+    clear_err(err, errcap);
+    if (out == NULL || (buf == NULL && len > 0))
+        return fail(err, errcap, FV_EMISUSE, "no buffer or output");
+    scan sc = {0, 0, {0}};
+    fv_status st = decode_scanned(
+        "enroll response", enroll_response_pfields,
+        sizeof enroll_response_pfields / sizeof *enroll_response_pfields,
+        fieldvault_v1_EnrollResponse_fields, buf, len, out, &sc, err, errcap);
+    if (st != FV_OK) return st;
+    char why[160];
+    if (check_enroll_response(out, &sc, FV_EPROTO, why, sizeof why) != FV_OK)
+        return prefixed(FV_EPROTO, "malformed enroll response", why, err, errcap);
+    return FV_OK;
 }
 
 /* ---- Memory buffers ---- */

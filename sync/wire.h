@@ -2,7 +2,7 @@
  * wire.h - the sync wire format (sync/fieldvault.proto): a streaming
  * encoder and decoder for the messages that carry changes (ChangeSet,
  * PushRequest, PullResponse), and small whole-message helpers for the
- * others (PushResponse, PullRequest, Error).
+ * others (PushResponse, PullRequest, Error, EnrollRequest, EnrollResponse).
  *
  * Streaming.  Changes come from a change source and go to a change sink one
  * at a time; bytes go to a byte sink and come from a byte source in chunks.
@@ -53,6 +53,13 @@
  * (Rejection.message, Error.message), without the NUL. */
 #define FV_WIRE_REJECTIONS_MAX 1000
 #define FV_WIRE_TEXT_MAX 255
+/* Bytes of a batch hash (BLAKE2b-256), PushRequest.prev_batch_hash. */
+#define FV_WIRE_HASH_LEN 32
+/* Bytes of an Ed25519 public key, EnrollRequest.public_key. */
+#define FV_WIRE_PUBKEY_LEN 32
+/* Bytes of an enrolment string (code, device name, user, role, team),
+ * without the NUL. */
+#define FV_WIRE_NAME_MAX 64
 
 /* ---- Callbacks ---- */
 
@@ -88,6 +95,9 @@ typedef struct fv__changeset_info {
 typedef struct fv__push_info {
     unsigned char device_id[FV_DEVICE_LEN];
     uint64_t batch_seq;
+    /* BLAKE2b-256 of the previous acknowledged batch's body (zeros for
+     * batch 1); always encoded, required by the decoder. */
+    unsigned char prev_batch_hash[FV_WIRE_HASH_LEN];
     uint64_t count; /* decode: changes in the batch; ignored by encode */
 } fv__push_info;
 
@@ -115,8 +125,11 @@ FV_NODISCARD fv_status fv__wire_encode_changeset(const unsigned char origin[FV_D
                                                  fv__byte_sink sink, void *sink_ctx,
                                                  uint64_t *count_out, char *err, size_t errcap);
 
-/* The same for a PushRequest (hdr->device_id, hdr->batch_seq; hdr->count
- * is ignored) and a PullResponse (hdr->cursor, hdr->more). */
+/* The same for a PushRequest (hdr->device_id, hdr->batch_seq,
+ * hdr->prev_batch_hash; hdr->count is ignored) and a PullResponse
+ * (hdr->cursor, hdr->more).  A PushRequest is written header first:
+ * device_id, batch_seq, prev_batch_hash, then the changes, then the
+ * trailer (see fieldvault.proto). */
 FV_NODISCARD fv_status fv__wire_encode_push_request(const fv__push_info *hdr,
                                                     fv__change_source src, void *src_ctx,
                                                     fv__byte_sink sink, void *sink_ctx,
@@ -147,8 +160,9 @@ FV_NODISCARD fv_status fv__wire_decode_changeset(fv__byte_source src, void *src_
                                                  fv__changeset_info *info, char *err,
                                                  size_t errcap);
 
-/* The same for a PushRequest (requires a 16-byte device_id before the first
- * change) and a PullResponse. */
+/* The same for a PushRequest (requires a 16-byte device_id and a 32-byte
+ * prev_batch_hash before the first change; batch_seq, if present, too) and
+ * a PullResponse. */
 FV_NODISCARD fv_status fv__wire_decode_push_request(fv__byte_source src, void *src_ctx,
                                                     fv__change_sink sink, void *sink_ctx,
                                                     fv__push_info *info, char *err,
@@ -219,6 +233,32 @@ FV_NODISCARD fv_status fv__wire_decode_pull_request(const unsigned char *buf, si
                                                     size_t errcap);
 FV_NODISCARD fv_status fv__wire_decode_error(const unsigned char *buf, size_t len,
                                              fieldvault_v1_Error *out, char *err, size_t errcap);
+
+/*
+ * Enrolment messages, whole.  Both directions check the same rules:
+ * strings NUL-terminated within their arrays (so at most FV_WIRE_NAME_MAX
+ * bytes), valid UTF-8, no NUL byte inside; device_id present and not all
+ * zeros.  An EnrollRequest needs a non-empty code and a public_key
+ * (exactly FV_WIRE_PUBKEY_LEN bytes on the wire); device_name may be
+ * empty.  An EnrollResponse needs a non-empty user and role; team may be
+ * empty.  The decoders also refuse a bytes field of any other length than
+ * its own (16 or 32), a field with the wrong wire type and anything after
+ * the message, and name the field in the message.  Decode overwrites *out.
+ * Returns as the other whole-message helpers: encode FV_OK, FV_EINVAL,
+ * FV_EIO, FV_ENOMEM, FV_EMISUSE; decode FV_OK, FV_EPROTO, FV_EMISUSE.
+ */
+FV_NODISCARD fv_status fv__wire_encode_enroll_request(const fieldvault_v1_EnrollRequest *m,
+                                                      fv__byte_sink sink, void *sink_ctx,
+                                                      char *err, size_t errcap);
+FV_NODISCARD fv_status fv__wire_encode_enroll_response(const fieldvault_v1_EnrollResponse *m,
+                                                       fv__byte_sink sink, void *sink_ctx,
+                                                       char *err, size_t errcap);
+FV_NODISCARD fv_status fv__wire_decode_enroll_request(const unsigned char *buf, size_t len,
+                                                      fieldvault_v1_EnrollRequest *out,
+                                                      char *err, size_t errcap);
+FV_NODISCARD fv_status fv__wire_decode_enroll_response(const unsigned char *buf, size_t len,
+                                                       fieldvault_v1_EnrollResponse *out,
+                                                       char *err, size_t errcap);
 
 /* ---- Memory buffers as byte sink and source ---- */
 

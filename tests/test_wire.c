@@ -713,8 +713,11 @@ static void test_push_pull_roundtrip(void **state)
     size_t n = interop_fixture(v);
     char err[ERRCAP];
 
-    fv__push_info ph = {{0}, 77, 0};
+    fv__push_info ph;
+    memset(&ph, 0, sizeof ph);
     memcpy(ph.device_id, DEVICE, 16);
+    ph.batch_seq = 77;
+    for (int i = 0; i < 32; i++) ph.prev_batch_hash[i] = (unsigned char)(0x40 + i);
     fv__membuf m;
     fv__membuf_init(&m, 0);
     vec_src s = {v, n, 0};
@@ -729,7 +732,17 @@ static void test_push_pull_roundtrip(void **state)
                                                   err, sizeof err), FV_OK);
     assert_memory_equal(pi.device_id, DEVICE, 16);
     assert_int_equal(pi.batch_seq, 77);
+    assert_memory_equal(pi.prev_batch_hash, ph.prev_batch_hash, 32);
     assert_int_equal(pi.count, n);
+    /* header first: device_id, batch_seq, prev_batch_hash, then change #0 */
+    assert_int_equal(m.data[0], 0x0A);
+    assert_int_equal(m.data[1], 16);
+    assert_int_equal(m.data[18], 0x10);
+    assert_int_equal(m.data[19], 77);
+    assert_int_equal(m.data[20], 0x22);
+    assert_int_equal(m.data[21], 32);
+    assert_memory_equal(m.data + 22, ph.prev_batch_hash, 32);
+    assert_int_equal(m.data[54], 0x1A);
     assert_int_equal(c.n, n);
     for (size_t i = 0; i < n; i++) assert_change_equal(&v[i], &c.v[i]);
     /* a push request is not a change set */
@@ -873,6 +886,328 @@ static void test_small_messages_roundtrip(void **state)
     pbw_bytes(&w, 2, longmsg, sizeof longmsg);
     assert_int_equal(fv__wire_decode_error(w.b, w.n, &eo, err, sizeof err), FV_EPROTO);
     assert_non_null(strstr(err, "malformed error"));
+    pbw_free(&w);
+}
+
+/* ---- PushRequest header rules, enrolment messages ---- */
+
+static fv_status decode_push_mem(const unsigned char *buf, size_t len, collect *c,
+                                 fv__push_info *info, char *err)
+{
+    fv__membuf m;
+    fv__membuf_init_read(&m, buf, len);
+    err[0] = '\0';
+    fv_status st = fv__wire_decode_push_request(fv__membuf_read, &m, collect_sink, c, info, err,
+                                                ERRCAP);
+    fv__membuf_free(&m);
+    return st;
+}
+
+static void expect_push_refused(const pbw *w, const char *phrase, size_t delivered)
+{
+    collect c;
+    collect_init(&c, 8);
+    char err[ERRCAP];
+    fv__push_info info;
+    fv_status st = decode_push_mem(w->b, w->n, &c, &info, err);
+    if (st != FV_EPROTO || strstr(err, phrase) == NULL || c.n != delivered)
+        fprintf(stderr, "expected \"%s\" after %zu changes; got status %d, %zu changes, "
+                "\"%s\"\n", phrase, delivered, (int)st, c.n, err);
+    assert_int_equal(st, FV_EPROTO);
+    assert_non_null(strstr(err, phrase));
+    assert_int_equal(c.n, delivered);
+    free(c.v);
+}
+
+static void test_push_header_rules(void **state)
+{
+    (void)state;
+    unsigned char hash[32];
+    for (int i = 0; i < 32; i++) hash[i] = (unsigned char)(0xC0 + i);
+    pbw w = {0};
+    /* no prev_batch_hash at all */
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_uint(&w, 2, 3);
+    pbw_good_change(&w);
+    pbw_uint(&w, 15, 1);
+    expect_push_refused(&w, "prev_batch_hash missing before the first change", 0);
+    pbw_free(&w);
+    /* after the changes (field-number order): too late */
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_uint(&w, 2, 3);
+    pbw_good_change(&w);
+    pbw_bytes(&w, 4, hash, 32);
+    pbw_uint(&w, 15, 1);
+    expect_push_refused(&w, "prev_batch_hash missing before the first change", 0);
+    pbw_free(&w);
+    /* an empty batch still needs it */
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_uint(&w, 15, 0);
+    expect_push_refused(&w, "prev_batch_hash missing in the whole message", 0);
+    pbw_free(&w);
+    /* wrong lengths, wire type, duplicates */
+    size_t lens[] = {0, 16, 31, 33, 64};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        unsigned char big[64] = {0};
+        char want[64];
+        pbw_bytes(&w, 1, DEVICE, 16);
+        pbw_bytes(&w, 4, big, lens[i]);
+        snprintf(want, sizeof want, "prev_batch_hash is %zu bytes, must be 32", lens[i]);
+        expect_push_refused(&w, want, 0);
+        pbw_free(&w);
+    }
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_uint(&w, 4, 1);
+    expect_push_refused(&w, "field prev_batch_hash at byte 18 has wire type 0 (varint)", 0);
+    pbw_free(&w);
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_bytes(&w, 4, hash, 32);
+    pbw_bytes(&w, 4, hash, 32);
+    expect_push_refused(&w, "duplicate field prev_batch_hash", 0);
+    pbw_free(&w);
+    /* any header order is fine, as long as it precedes the changes */
+    pbw_bytes(&w, 4, hash, 32);
+    pbw_uint(&w, 2, 9);
+    pbw_bytes(&w, 1, DEVICE, 16);
+    pbw_good_change(&w);
+    pbw_uint(&w, 15, 1);
+    collect c;
+    collect_init(&c, 4);
+    char err[ERRCAP];
+    fv__push_info info;
+    assert_int_equal(decode_push_mem(w.b, w.n, &c, &info, err), FV_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(info.batch_seq, 9);
+    assert_memory_equal(info.prev_batch_hash, hash, 32);
+    pbw_free(&w);
+
+    /* batch 1: 32 zero bytes are written (fixed length, never "default")
+     * and an empty batch is header + trailer; protoc reads what we write */
+    fv__push_info ph;
+    memset(&ph, 0, sizeof ph);
+    memcpy(ph.device_id, DEVICE, 16);
+    ph.batch_seq = 1;
+    fv__membuf m;
+    fv__membuf_init(&m, 0);
+    vec_src none = {NULL, 0, 0};
+    assert_int_equal(fv__wire_encode_push_request(&ph, vec_next, &none, fv__membuf_write, &m,
+                                                  NULL, err, sizeof err), FV_OK);
+    assert_int_equal(m.len, 18 + 2 + 34 + 2);
+    c.n = 0;
+    memset(&info, 0xFF, sizeof info);
+    assert_int_equal(decode_push_mem(m.data, m.len, &c, &info, err), FV_OK);
+    static const unsigned char zero[32];
+    assert_memory_equal(info.prev_batch_hash, zero, 32);
+    assert_int_equal(info.count, 0);
+    char *dir = tu_mkdtemp("wire-push");
+    char *path = tu_path(dir, "push.bin");
+    tu_write_file(path, m.data, m.len);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "exec '%s' --decode=fieldvault.v1.PushRequest --proto_path='%s/sync' "
+             "'%s/sync/fieldvault.proto' < '%s'",
+             FV_PROTOC, FV_SOURCE_DIR, FV_SOURCE_DIR, path);
+    tu_result r = run_sh(cmd);
+    if (r.exit_code != 0) fprintf(stderr, "protoc: %s\n", r.err);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "batch_seq: 1"));
+    assert_non_null(strstr(r.out, "prev_batch_hash: \"\\000\\000"));
+    assert_non_null(strstr(r.out, "count: 0"));
+    tu_result_free(&r);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+    fv__membuf_free(&m);
+    free(c.v);
+}
+
+static fieldvault_v1_EnrollRequest good_enroll_request(void)
+{
+    fieldvault_v1_EnrollRequest q = fieldvault_v1_EnrollRequest_init_zero;
+    snprintf(q.code, sizeof q.code, "%s", "K7QM-2XWD-9RTA-HB4E-PZ3C");
+    memcpy(q.device_id, DEVICE, 16);
+    for (int i = 0; i < 32; i++) q.public_key[i] = (unsigned char)(i + 1);
+    snprintf(q.device_name, sizeof q.device_name, "%s", "Anna’s phone 📱");
+    return q;
+}
+
+static void expect_enroll_request_refused(const pbw *w, const char *phrase)
+{
+    fieldvault_v1_EnrollRequest q;
+    char err[ERRCAP];
+    fv_status st = fv__wire_decode_enroll_request(w->b, w->n, &q, err, sizeof err);
+    if (st != FV_EPROTO || strstr(err, phrase) == NULL)
+        fprintf(stderr, "expected \"%s\"; got %d \"%s\"\n", phrase, (int)st, err);
+    assert_int_equal(st, FV_EPROTO);
+    assert_non_null(strstr(err, phrase));
+}
+
+/* A hand-written EnrollRequest: code, device_id, public_key, device_name
+ * with the given lengths (SIZE_MAX: omit the field). */
+static void pbw_enroll_request(pbw *w, const char *code, size_t idlen, size_t keylen,
+                               const char *name)
+{
+    unsigned char b[64];
+    memset(b, 0x5A, sizeof b);
+    if (code != NULL) pbw_str(w, 1, code);
+    if (idlen != SIZE_MAX) pbw_bytes(w, 2, b, idlen);
+    if (keylen != SIZE_MAX) pbw_bytes(w, 3, b, keylen);
+    if (name != NULL) pbw_str(w, 4, name);
+}
+
+static void test_enroll_messages(void **state)
+{
+    (void)state;
+    char err[ERRCAP];
+    fv__membuf m;
+
+    /* round trips */
+    fieldvault_v1_EnrollRequest q = good_enroll_request(), qo;
+    fv__membuf_init(&m, 0);
+    assert_int_equal(fv__wire_encode_enroll_request(&q, fv__membuf_write, &m, err, sizeof err),
+                     FV_OK);
+    assert_int_equal(fv__wire_decode_enroll_request(m.data, m.len, &qo, err, sizeof err), FV_OK);
+    assert_string_equal(qo.code, q.code);
+    assert_memory_equal(qo.device_id, DEVICE, 16);
+    assert_memory_equal(qo.public_key, q.public_key, 32);
+    assert_string_equal(qo.device_name, q.device_name);
+    /* junk after the message */
+    unsigned char junk[512];
+    memcpy(junk, m.data, m.len);
+    junk[m.len] = 0;
+    assert_int_equal(fv__wire_decode_enroll_request(junk, m.len + 1, &qo, err, sizeof err),
+                     FV_EPROTO);
+    assert_non_null(strstr(err, "malformed enroll request"));
+    fv__membuf_free(&m);
+
+    fieldvault_v1_EnrollResponse a = fieldvault_v1_EnrollResponse_init_zero, ao;
+    snprintf(a.user, sizeof a.user, "%s", "anna.müller");
+    snprintf(a.role, sizeof a.role, "%s", "rep");
+    a.server_time_ms = -5; /* any int64 */
+    memcpy(a.device_id, DEVICE, 16);
+    fv__membuf_init(&m, 0);
+    assert_int_equal(fv__wire_encode_enroll_response(&a, fv__membuf_write, &m, err, sizeof err),
+                     FV_OK);
+    assert_int_equal(fv__wire_decode_enroll_response(m.data, m.len, &ao, err, sizeof err),
+                     FV_OK);
+    assert_string_equal(ao.user, "anna.müller");
+    assert_string_equal(ao.role, "rep");
+    assert_string_equal(ao.team, ""); /* may be empty */
+    assert_true(ao.server_time_ms == -5);
+    assert_memory_equal(ao.device_id, DEVICE, 16);
+    fv__membuf_free(&m);
+
+    /* the encoders refuse what the decoders would */
+    fieldvault_v1_EnrollRequest b = good_enroll_request();
+    b.code[0] = '\0';
+    fv__membuf_init(&m, 0);
+    assert_int_equal(fv__wire_encode_enroll_request(&b, fv__membuf_write, &m, err, sizeof err),
+                     FV_EINVAL);
+    assert_non_null(strstr(err, "code is empty"));
+    b = good_enroll_request();
+    memcpy(b.device_name, "bad \xC3(", 7);
+    assert_int_equal(fv__wire_encode_enroll_request(&b, fv__membuf_write, &m, err, sizeof err),
+                     FV_EINVAL);
+    assert_non_null(strstr(err, "device_name is not valid UTF-8"));
+    b = good_enroll_request();
+    memset(b.device_id, 0, 16);
+    assert_int_equal(fv__wire_encode_enroll_request(&b, fv__membuf_write, &m, err, sizeof err),
+                     FV_EINVAL);
+    assert_non_null(strstr(err, "device_id missing"));
+    b = good_enroll_request();
+    memset(b.public_key, 0, 32);
+    assert_int_equal(fv__wire_encode_enroll_request(&b, fv__membuf_write, &m, err, sizeof err),
+                     FV_EINVAL);
+    assert_non_null(strstr(err, "public_key missing"));
+    b = good_enroll_request();
+    memset(b.code, 'x', sizeof b.code); /* no NUL within 65 bytes */
+    assert_int_equal(fv__wire_encode_enroll_request(&b, fv__membuf_write, &m, err, sizeof err),
+                     FV_EINVAL);
+    assert_non_null(strstr(err, "code is not NUL-terminated"));
+    fieldvault_v1_EnrollResponse ab = a;
+    ab.role[0] = '\0';
+    assert_int_equal(fv__wire_encode_enroll_response(&ab, fv__membuf_write, &m, err,
+                                                     sizeof err), FV_EINVAL);
+    assert_non_null(strstr(err, "role is empty"));
+    ab = a;
+    memset(ab.device_id, 0, 16);
+    assert_int_equal(fv__wire_encode_enroll_response(&ab, fv__membuf_write, &m, err,
+                                                     sizeof err), FV_EINVAL);
+    assert_non_null(strstr(err, "device_id missing"));
+    assert_int_equal(m.len, 0); /* nothing written on refusal */
+    fv__membuf_free(&m);
+
+    /* hostile requests, each refused with the field named */
+    char c65[66];
+    memset(c65, 'C', 65);
+    c65[65] = '\0';
+    const struct {
+        const char *code;
+        size_t idlen, keylen;
+        const char *name;
+        const char *phrase;
+    } cases[] = {
+        {"CODE", 16, 31, "n", "public_key is 31 bytes, must be 32"},
+        {"CODE", 16, 33, "n", "public_key is 33 bytes, must be 32"},
+        {"CODE", 15, 32, "n", "device_id is 15 bytes, must be 16"},
+        {"CODE", 0, 32, "n", "device_id is 0 bytes, must be 16"},
+        {"CODE", SIZE_MAX, 32, "n", "device_id missing"},
+        {"CODE", 16, SIZE_MAX, "n", "public_key missing"},
+        {NULL, 16, 32, "n", "code is empty"},
+        {"", 16, 32, "n", "code is empty"},
+        {c65, 16, 32, "n", "code is 65 bytes, over the limit of 64"},
+        {"CODE", 16, 32, c65, "device_name is 65 bytes, over the limit of 64"},
+        {"CODE", 16, 32, "\xED\xA0\x80", "device_name is not valid UTF-8 (at byte 0)"},
+        {"CO\xC0\xAF", 16, 32, NULL, "code is not valid UTF-8 (at byte 2)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pbw w = {0};
+        pbw_enroll_request(&w, cases[i].code, cases[i].idlen, cases[i].keylen, cases[i].name);
+        expect_enroll_request_refused(&w, cases[i].phrase);
+        pbw_free(&w);
+    }
+    pbw w = {0};
+    pbw_bytes(&w, 1, "AB\0CD", 5); /* an embedded NUL */
+    pbw_enroll_request(&w, NULL, 16, 32, NULL);
+    expect_enroll_request_refused(&w, "code contains a NUL byte");
+    pbw_free(&w);
+    pbw_uint(&w, 1, 7);
+    expect_enroll_request_refused(&w, "code has wire type 0 (varint), expected length-delimited");
+    pbw_free(&w);
+    pbw_enroll_request(&w, "CODE", 16, 32, NULL);
+    pbw_key(&w, 3, 2);
+    pbw_varint(&w, (uint64_t)1 << 40);
+    expect_enroll_request_refused(&w, "public_key is 1099511627776 bytes, must be 32");
+    pbw_free(&w);
+    /* an unknown field from a later revision is skipped */
+    pbw_enroll_request(&w, "CODE", 16, 32, "n");
+    pbw_str(&w, 9, "future");
+    assert_int_equal(fv__wire_decode_enroll_request(w.b, w.n, &qo, err, sizeof err), FV_OK);
+    assert_string_equal(qo.code, "CODE");
+    pbw_free(&w);
+    /* the message bound comes before anything is read */
+    unsigned char *huge = calloc(1, FV_WIRE_MESSAGE_MAX_BYTES + 1);
+    assert_non_null(huge);
+    assert_int_equal(fv__wire_decode_enroll_request(huge, FV_WIRE_MESSAGE_MAX_BYTES + 1, &qo,
+                                                    err, sizeof err), FV_EPROTO);
+    assert_non_null(strstr(err, "over the limit"));
+    free(huge);
+    /* hostile responses */
+    pbw_str(&w, 1, "anna");
+    pbw_str(&w, 2, "rep");
+    expect_enroll_request_refused(&w, "malformed enroll request"); /* not a request */
+    assert_int_equal(fv__wire_decode_enroll_response(w.b, w.n, &ao, err, sizeof err), FV_EPROTO);
+    assert_non_null(strstr(err, "device_id missing"));
+    pbw_bytes(&w, 5, DEVICE, 16);
+    assert_int_equal(fv__wire_decode_enroll_response(w.b, w.n, &ao, err, sizeof err), FV_OK);
+    pbw_bytes(&w, 3, "t\0", 2);
+    assert_int_equal(fv__wire_decode_enroll_response(w.b, w.n, &ao, err, sizeof err), FV_EPROTO);
+    assert_non_null(strstr(err, "team contains a NUL byte"));
+    pbw_free(&w);
+    pbw_str(&w, 2, "rep");
+    pbw_bytes(&w, 5, DEVICE, 16);
+    assert_int_equal(fv__wire_decode_enroll_response(w.b, w.n, &ao, err, sizeof err), FV_EPROTO);
+    assert_non_null(strstr(err, "user is empty"));
     pbw_free(&w);
 }
 
@@ -1499,6 +1834,8 @@ int main(void)
         cmocka_unit_test(test_python_reads_ours),
         cmocka_unit_test(test_push_pull_roundtrip),
         cmocka_unit_test(test_small_messages_roundtrip),
+        cmocka_unit_test(test_push_header_rules),
+        cmocka_unit_test(test_enroll_messages),
         cmocka_unit_test(test_truncation_every_offset),
         cmocka_unit_test(test_trailer_rules),
         cmocka_unit_test(test_bad_headers),
