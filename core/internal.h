@@ -7,6 +7,7 @@
 #define FV_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,8 @@ struct fv_db {
     uint16_t uuid_seq;
     unsigned char device[16]; /* this replica's id (fv_meta 'device_id') */
     uint64_t hlc_last;        /* latest hybrid logical clock value seen */
+    atomic_int cancel;        /* fv_sync_cancel (any thread) */
+    int wiped;                /* revoked: the store was erased */
 };
 
 /* ---- errors (util.c) ---- */
@@ -122,6 +125,11 @@ const fv__table *fv__schema_table(const fv_db *db, const char *name);
 const fv__field *fv__schema_field(const fv__table *t, const char *name,
                                   size_t *index);
 void fv__schema_free(fv__catalogue *cat);
+/* The shipped catalogue without a store (fvd validates changes with it):
+ * 1 and *out filled (out may be NULL; its enum_values is static, never to
+ * be freed) if table.field is shipped, else 0. */
+int fv__shipped_field(const char *table, const char *field, fv__field *out);
+int fv__shipped_table(const char *table);
 
 /* ---- util.c ---- */
 /* UUIDv7 (time-ordered) as 16 bytes. */

@@ -74,6 +74,32 @@ static const shipped_field shipped[] = {
 
 static const char *const shipped_tables[] = {"customer", "contact", "visit"};
 
+int fv__shipped_field(const char *table, const char *field, fv__field *out)
+{
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        if (strcmp(shipped[i].table, table) != 0 || strcmp(shipped[i].name, field) != 0) continue;
+        if (out != NULL) {
+            memset(out, 0, sizeof *out);
+            snprintf(out->name, sizeof out->name, "%s", shipped[i].name);
+            out->cls = shipped[i].cls;
+            out->type = shipped[i].type;
+            out->required = shipped[i].required;
+            out->max_len = shipped[i].max_len;
+            out->enum_values = (char *)shipped[i].enums; /* static: never freed */
+            if (shipped[i].ref) snprintf(out->ref_table, sizeof out->ref_table, "%s", shipped[i].ref);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int fv__shipped_table(const char *table)
+{
+    for (size_t t = 0; t < sizeof shipped_tables / sizeof *shipped_tables; t++)
+        if (strcmp(shipped_tables[t], table) == 0) return 1;
+    return 0;
+}
+
 int fv_schema_version(void)
 {
     return FV_SCHEMA_VERSION;

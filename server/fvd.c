@@ -1,0 +1,439 @@
+/*
+ * fvd.c - the fvd command: the sync endpoint and its admin commands.
+ *
+ *   fvd serve (--data DIR | --postgres URL) --listen HOST:PORT
+ *             [--store-handles N] [--max-connections N] [--idle-timeout S]
+ *   fvd admin (--data DIR | --postgres URL) add-user NAME --role ROLE [--team TEAM]
+ *   fvd admin (--data DIR | --postgres URL) revoke-device DEVICE_ID
+ *   fvd admin (--data DIR | --postgres URL) list-devices [--json]
+ *
+ * serve prints "fvd: listening on HOST:PORT (sqlite DIR)" (or "(postgres)")
+ * on stdout once it accepts connections - with the real port when PORT is
+ * 0 - and serves until SIGTERM or SIGINT, then stops cleanly: no new
+ * connections, requests in progress finish, store handles closed.
+ * add-user prints the user's one-time enrolment code, alone, on stdout.
+ * Exit status: 0 done, 1 failed (message on stderr), 2 usage error.
+ *
+ * Options may come in any order after the command; "--opt=value" works
+ * too.  The PostgreSQL URL is never printed (it may hold a password).
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pthread.h>
+#include <sodium.h>
+
+#include "fvd.h"
+#include "http.h"
+
+#define EXIT_USAGE 2
+
+static const char USAGE[] =
+    "usage:\n"
+    "  fvd serve (--data DIR | --postgres URL) --listen HOST:PORT\n"
+    "            [--store-handles N] [--max-connections N] [--idle-timeout SECONDS]\n"
+    "  fvd admin (--data DIR | --postgres URL) add-user NAME --role ROLE [--team TEAM]\n"
+    "  fvd admin (--data DIR | --postgres URL) revoke-device DEVICE_ID\n"
+    "  fvd admin (--data DIR | --postgres URL) list-devices [--json]\n"
+    "ROLE is rep, lead, director, service or admin; DEVICE_ID is 32 hex digits.\n";
+
+FVD_PRINTF(1, 2)
+static int usage(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "fvd: %s\n%s", msg, USAGE);
+    return EXIT_USAGE;
+}
+
+/* ---- Arguments ---- */
+
+typedef struct args {
+    const char *data, *postgres, *listen, *role, *team;
+    const char *store_handles, *max_connections, *idle_timeout;
+    int json;
+    const char *pos[8]; /* positional arguments after the command */
+    int npos;
+} args;
+
+/* Parse argv[from..argc).  0, or an exit status for a usage error. */
+static int parse_args(int argc, char **argv, int from, args *a)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } valued[] = {
+        {"--data", offsetof(args, data)},
+        {"--postgres", offsetof(args, postgres)},
+        {"--listen", offsetof(args, listen)},
+        {"--role", offsetof(args, role)},
+        {"--team", offsetof(args, team)},
+        {"--store-handles", offsetof(args, store_handles)},
+        {"--max-connections", offsetof(args, max_connections)},
+        {"--idle-timeout", offsetof(args, idle_timeout)},
+    };
+    memset(a, 0, sizeof *a);
+    for (int i = from; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
+            if (strcmp(arg, "--") == 0) {
+                if (++i >= argc) break;
+                arg = argv[i];
+            }
+            if (a->npos == (int)(sizeof a->pos / sizeof *a->pos))
+                return usage("too many arguments at '%s'", arg);
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        size_t k = 0, nv = sizeof valued / sizeof *valued;
+        const char *value = NULL;
+        for (; k < nv; k++) {
+            size_t n = strlen(valued[k].name);
+            if (strncmp(arg, valued[k].name, n) != 0) continue;
+            if (arg[n] == '=') {
+                value = arg + n + 1;
+                break;
+            }
+            if (arg[n] == '\0') {
+                if (i + 1 >= argc) return usage("%s needs a value", valued[k].name);
+                value = argv[++i];
+                break;
+            }
+        }
+        if (k == nv) return usage("unknown option '%s'", arg);
+        const char **slot = (const char **)((char *)a + valued[k].off);
+        if (*slot != NULL) return usage("%s given twice", valued[k].name);
+        *slot = value;
+    }
+    return 0;
+}
+
+/* A positive count option: 0 (default when NULL) or -1 if malformed. */
+static int parse_count(const char *s, unsigned *out)
+{
+    *out = 0;
+    if (s == NULL) return 0;
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || v == 0 || v > 100000) return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* ---- Stores ---- */
+
+typedef struct store_spec {
+    const char *data;
+    const char *postgres;
+} store_spec;
+
+static fv_status open_store(void *ctx, fvd_store **out, char *err, size_t errcap)
+{
+    const store_spec *sp = ctx;
+    if (sp->data != NULL) return fvd_store_open_sqlite(sp->data, out, err, errcap);
+    return fvd_store_open_pg(sp->postgres, out, err, errcap);
+}
+
+static int check_store_args(const args *a, store_spec *sp)
+{
+    if (a->data != NULL && a->postgres != NULL)
+        return usage("give --data or --postgres, not both");
+    if (a->data == NULL && a->postgres == NULL)
+        return usage("the store of record is missing: give --data DIR or --postgres URL");
+    if (a->data != NULL && a->data[0] == '\0') return usage("--data is empty");
+    if (a->postgres != NULL && a->postgres[0] == '\0') return usage("--postgres is empty");
+    sp->data = a->data;
+    sp->postgres = a->postgres;
+    return 0;
+}
+
+/* ---- serve ---- */
+
+static int cmd_serve(const args *a)
+{
+    store_spec sp;
+    int rc = check_store_args(a, &sp);
+    if (rc != 0) return rc;
+    if (a->listen == NULL) return usage("serve needs --listen HOST:PORT");
+    if (a->npos > 0) return usage("unexpected argument '%s'", a->pos[0]);
+    if (a->role != NULL || a->team != NULL || a->json)
+        return usage("--role, --team and --json are admin options");
+    fvd_http_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.listen = a->listen;
+    cfg.open_store = open_store;
+    cfg.open_ctx = &sp;
+    if (parse_count(a->store_handles, &cfg.store_handles) != 0)
+        return usage("--store-handles takes a positive number, not '%s'", a->store_handles);
+    if (parse_count(a->max_connections, &cfg.max_connections) != 0)
+        return usage("--max-connections takes a positive number, not '%s'", a->max_connections);
+    if (parse_count(a->idle_timeout, &cfg.idle_timeout_s) != 0)
+        return usage("--idle-timeout takes a positive number of seconds, not '%s'",
+                     a->idle_timeout);
+
+    /* Signals: SIGINT and SIGTERM are taken with sigwait by this thread
+     * only (blocked before any thread starts, so every thread inherits the
+     * mask); a peer closing its socket must not kill the process. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512] = "";
+    fvd_http *h = NULL;
+    fv_status st = fvd_http_start(&cfg, &h, err, sizeof err);
+    if (st == FV_EINVAL) return usage("%s", err);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot serve: %s\n", err);
+        return 1;
+    }
+    const char *colon = strrchr(a->listen, ':');
+    int hostlen = (int)(colon - a->listen);
+    if (sp.data != NULL)
+        printf("fvd: listening on %.*s:%u (sqlite %s)\n", hostlen, a->listen,
+               (unsigned)fvd_http_port(h), sp.data);
+    else
+        printf("fvd: listening on %.*s:%u (postgres)\n", hostlen, a->listen,
+               (unsigned)fvd_http_port(h));
+    fflush(stdout);
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0) {
+    }
+    fvd_log("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fvd_http_stop(h);
+    fvd_log("stopped");
+    return 0;
+}
+
+/* ---- admin ---- */
+
+static int is_role(const char *r)
+{
+    static const char *const roles[] = {"rep", "lead", "director", "service", "admin"};
+    for (size_t i = 0; i < sizeof roles / sizeof *roles; i++)
+        if (strcmp(r, roles[i]) == 0) return 1;
+    return 0;
+}
+
+static int admin_add_user(fvd_store *s, const args *a)
+{
+    if (a->npos != 2) return usage("add-user takes one NAME");
+    const char *name = a->pos[1];
+    if (!fvd_name_ok(name, FVD_NAME_MAX, 0))
+        return usage("bad user name '%s': 1 to 64 bytes of UTF-8, no control characters",
+                     name);
+    if (a->role == NULL) return usage("add-user needs --role rep|lead|director|service|admin");
+    if (!is_role(a->role))
+        return usage("unknown role '%s': rep, lead, director, service or admin", a->role);
+    const char *team = a->team != NULL ? a->team : "";
+    if (!fvd_name_ok(team, FVD_NAME_MAX, 1))
+        return usage("bad team '%s': at most 64 bytes of UTF-8, no control characters", team);
+    fvd_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    snprintf(u.role, sizeof u.role, "%s", a->role);
+    snprintf(u.team, sizeof u.team, "%s", team);
+    char code[FVD_CODE_TEXT];
+    unsigned char hash[32];
+    fvd_code_new(code, hash);
+    char err[512] = "";
+    fv_status st = s->ops->add_user(s, &u, hash, err, sizeof err);
+    if (st != FV_OK) {
+        sodium_memzero(code, sizeof code);
+        fprintf(stderr, "fvd: cannot add user %s: %s\n", name, err);
+        return 1;
+    }
+    printf("%s\n", code);
+    fflush(stdout);
+    sodium_memzero(code, sizeof code);
+    fprintf(stderr, "fvd: user %s added (role %s%s%s); the code above enrols one device, "
+            "once\n", name, u.role, team[0] != '\0' ? ", team " : "", team);
+    return 0;
+}
+
+static int admin_revoke(fvd_store *s, const args *a)
+{
+    if (a->npos != 2) return usage("revoke-device takes one DEVICE_ID");
+    unsigned char id[FV_DEVICE_LEN];
+    if (fvd_unhex(a->pos[1], id, sizeof id) != 0)
+        return usage("bad device id '%s': 32 hex digits", a->pos[1]);
+    char err[512] = "";
+    fv_status st = s->ops->revoke_device(s, id, err, sizeof err);
+    if (st == FV_ENOTFOUND) {
+        fprintf(stderr, "fvd: no device %s\n", a->pos[1]);
+        return 1;
+    }
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot revoke %s: %s\n", a->pos[1], err);
+        return 1;
+    }
+    char hex[2 * FV_DEVICE_LEN + 1];
+    fvd_hex(id, sizeof id, hex);
+    printf("revoked %s\n", hex);
+    return 0;
+}
+
+static void iso_time(int64_t ms, char out[32])
+{
+    if (ms <= 0) {
+        snprintf(out, 32, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "?");
+}
+
+/* s as a JSON string (quotes included). */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* s for a table cell: control characters as '?', "-" when empty. */
+static void cell(FILE *f, const char *s, int width)
+{
+    int n = 0;
+    if (*s == '\0') {
+        fputc('-', f);
+        n = 1;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+        if ((*p & 0xC0) != 0x80) n++; /* count characters, not bytes */
+    }
+    for (; n < width; n++) fputc(' ', f);
+    fputc(' ', f);
+}
+
+typedef struct list_ctx {
+    int json;
+    size_t n;
+} list_ctx;
+
+static int list_one(void *ctx, const fvd_device *d)
+{
+    list_ctx *l = ctx;
+    char hex[2 * FV_DEVICE_LEN + 1], enrolled[32], seen[32];
+    fvd_hex(d->id, sizeof d->id, hex);
+    iso_time(d->enrolled_ms, enrolled);
+    iso_time(d->last_seen_ms, seen);
+    if (l->json) {
+        printf("%s\n  {\"device_id\": \"%s\", \"user\": ", l->n > 0 ? "," : "", hex);
+        json_str(stdout, d->user);
+        printf(", \"role\": ");
+        json_str(stdout, d->role);
+        printf(", \"team\": ");
+        json_str(stdout, d->team);
+        printf(", \"name\": ");
+        json_str(stdout, d->name);
+        printf(", \"revoked\": %s, \"enrolled_ms\": %lld, \"last_seen_ms\": %lld, "
+               "\"last_batch_seq\": %llu}",
+               d->revoked ? "true" : "false", (long long)d->enrolled_ms,
+               (long long)d->last_seen_ms, (unsigned long long)d->last_batch_seq);
+    } else {
+        printf("%s ", hex);
+        cell(stdout, d->user, 16);
+        cell(stdout, d->role, 8);
+        cell(stdout, d->team, 12);
+        cell(stdout, d->revoked ? "revoked" : "active", 7);
+        printf("%-20s %-20s %-10llu ", enrolled, seen, (unsigned long long)d->last_batch_seq);
+        cell(stdout, d->name, 0);
+        printf("\n");
+    }
+    l->n++;
+    return 0;
+}
+
+static int admin_list(fvd_store *s, const args *a)
+{
+    if (a->npos != 1) return usage("list-devices takes no argument");
+    list_ctx l = {a->json, 0};
+    if (l.json) printf("[");
+    else
+        printf("%-32s %-16s %-8s %-12s %-7s %-20s %-20s %-10s %s\n", "DEVICE", "USER", "ROLE",
+               "TEAM", "STATUS", "ENROLLED", "LAST_SEEN", "LAST_BATCH", "NAME");
+    char err[512] = "";
+    fv_status st = s->ops->list_devices(s, list_one, &l, err, sizeof err);
+    if (l.json) printf("%s]\n", l.n > 0 ? "\n" : "");
+    fflush(stdout);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot list devices: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_admin(const args *a)
+{
+    store_spec sp;
+    int rc = check_store_args(a, &sp);
+    if (rc != 0) return rc;
+    if (a->npos == 0) return usage("admin needs a command: add-user, revoke-device, "
+                                   "list-devices");
+    const char *cmd = a->pos[0];
+    int add = strcmp(cmd, "add-user") == 0, revoke = strcmp(cmd, "revoke-device") == 0,
+        list = strcmp(cmd, "list-devices") == 0;
+    if (!add && !revoke && !list) return usage("unknown admin command '%s'", cmd);
+    if (!add && (a->role != NULL || a->team != NULL))
+        return usage("--role and --team belong to add-user");
+    if (!list && a->json) return usage("--json belongs to list-devices");
+    if (a->listen != NULL || a->store_handles != NULL || a->max_connections != NULL ||
+        a->idle_timeout != NULL)
+        return usage("--listen and the other serve options belong to serve");
+    if (add && a->npos != 2) return usage("add-user takes one NAME");
+    if (revoke && a->npos != 2) return usage("revoke-device takes one DEVICE_ID");
+    if (list && a->npos != 1) return usage("list-devices takes no argument");
+
+    fvd_store *s = NULL;
+    char err[512] = "";
+    fv_status st = open_store(&sp, &s, err, sizeof err);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot open the store of record: %s\n", err);
+        return 1;
+    }
+    rc = add ? admin_add_user(s, a) : revoke ? admin_revoke(s, a) : admin_list(s, a);
+    s->ops->close(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage("no command");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    int serve = strcmp(cmd, "serve") == 0, admin = strcmp(cmd, "admin") == 0;
+    if (!serve && !admin) return usage("unknown command '%s'", cmd);
+    args a;
+    int rc = parse_args(argc, argv, 2, &a);
+    if (rc != 0) return rc;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "fvd: cannot initialise libsodium\n");
+        return 1;
+    }
+    return serve ? cmd_serve(&a) : cmd_admin(&a);
+}

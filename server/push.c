@@ -1,0 +1,264 @@
+/*
+ * push.c - POST /v1/push: one batch of a device's outbox, applied exactly
+ * once (docs/protocol.md, "Exactly once" and "Merge on the server").
+ *
+ * Two passes over the body, which http.c holds whole (at most
+ * FVD_PUSH_BODY_MAX bytes):
+ *
+ *  1. Outside any transaction, decode the PushRequest and check every
+ *     change: written by the pushing device, valid for the shipped
+ *     catalogue (fv__change_validate_shipped), its clock at most
+ *     FV_HLC_MAX_DRIFT_MS ahead of the server's.  One bad change refuses
+ *     the whole batch (400, the message names the change); nothing is
+ *     stored.
+ *  2. In the store's push transaction (push_begin .. push_end: one push at
+ *     a time per store of record), check the batch chain against the
+ *     device's last applied (seq, hash), then decode again and merge each
+ *     change with the device's rule (fv__merge against get_version): a
+ *     change that wins is appended to the log; one that loses, or is
+ *     already the current version, is dropped.  Record the batch, commit.
+ *
+ * A crash or a failure anywhere before the commit leaves nothing of the
+ * batch stored; the device retries the same bytes and it is applied then.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "fvd.h"
+#include "merge.h"
+#include "validate.h"
+
+#define BAD_REQUEST fieldvault_v1_ErrorCode_ERROR_CODE_BAD_REQUEST
+
+static unsigned long long ull(uint64_t v)
+{
+    return (unsigned long long)v;
+}
+
+/* ---- Pass 1: checks ---- */
+
+typedef struct check_ctx {
+    const fvd_device *dev;
+    int64_t now_ms;
+    uint64_t n;
+} check_ctx;
+
+static int check_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
+{
+    check_ctx *x = ctx;
+    uint64_t i = x->n++;
+    if (memcmp(c->device, x->dev->id, FV_DEVICE_LEN) != 0) {
+        char mine[2 * FV_DEVICE_LEN + 1], theirs[2 * FV_DEVICE_LEN + 1];
+        fvd_hex(x->dev->id, FV_DEVICE_LEN, mine);
+        fvd_hex(c->device, FV_DEVICE_LEN, theirs);
+        snprintf(err, errcap, "change #%llu (%s.%s) was written by device %s, not by the "
+                 "pushing device %s", ull(i), c->table, c->field, theirs, mine);
+        return -1;
+    }
+    char why[200];
+    if (fv__change_validate_shipped(c, why, sizeof why) != FV_OK) {
+        snprintf(err, errcap, "change #%llu (device_seq %llu): %s", ull(i), ull(c->device_seq),
+                 why);
+        return -1;
+    }
+    int64_t ms = (int64_t)(c->hlc >> 16);
+    if (ms > x->now_ms + FV_HLC_MAX_DRIFT_MS) {
+        int64_t ahead = ms - x->now_ms;
+        snprintf(err, errcap, "change #%llu (%s.%s, device_seq %llu): its clock is %lld h "
+                 "ahead of the server's (at most %lld h is allowed): fix the device clock",
+                 ull(i), c->table, c->field, ull(c->device_seq),
+                 (long long)(ahead / 3600000), (long long)(FV_HLC_MAX_DRIFT_MS / 3600000));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Pass 2: merge and append ---- */
+
+typedef struct apply_ctx {
+    fvd_store *s;
+    uint32_t accepted;
+    fv_status st;      /* the store's failure, if any */
+    char err[256];
+} apply_ctx;
+
+static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
+{
+    apply_ctx *x = ctx;
+    fv__ver cur, in;
+    int found = 0;
+    x->st = x->s->ops->get_version(x->s, c, &cur, &found, x->err, sizeof x->err);
+    if (x->st != FV_OK) {
+        snprintf(err, errcap, "store failure");
+        return -1;
+    }
+    memset(&in, 0, sizeof in);
+    in.hlc = c->hlc;
+    in.base_hlc = c->base_hlc;
+    memcpy(in.device, c->device, sizeof in.device);
+    /* values_equal only decides whether to log a conflict, which the
+     * server does not keep: the devices log theirs. */
+    fv__merge_result m = fv__merge(found ? &cur : NULL, &in, 0);
+    if (!m.take) return 0;
+    uint64_t seq;
+    x->st = x->s->ops->append(x->s, c, &seq, x->err, sizeof x->err);
+    if (x->st != FV_OK) {
+        snprintf(err, errcap, "store failure");
+        return -1;
+    }
+    x->accepted++;
+    return 0;
+}
+
+/* ---- The chain ---- */
+
+/* 0 to apply, 1 for a duplicate, -1 for a conflict (why says which). */
+static int chain_check(const fvd_device *cur, const fv__push_info *info,
+                       const unsigned char body_hash[32], char *why, size_t cap)
+{
+    uint64_t seq = info->batch_seq, last = cur->last_batch_seq;
+    if (seq == last + 1) {
+        if (memcmp(info->prev_batch_hash, cur->last_batch_hash, 32) == 0) return 0;
+        snprintf(why, cap, "batch %llu does not chain on batch %llu, the last one applied "
+                 "(its prev_batch_hash differs)", ull(seq), ull(last));
+    } else if (seq == last && last > 0) {
+        if (memcmp(body_hash, cur->last_batch_hash, 32) == 0) return 1;
+        snprintf(why, cap, "batch %llu was applied already with other content", ull(seq));
+    } else if (seq < last) {
+        snprintf(why, cap, "batch %llu goes backwards: batches up to %llu from this device "
+                 "are applied already", ull(seq), ull(last));
+    } else {
+        snprintf(why, cap, "batch %llu leaves a gap: the last batch applied from this device "
+                 "is %llu", ull(seq), ull(last));
+    }
+    return -1;
+}
+
+static void reply_push(fvd_reply *r, uint64_t seq, uint32_t accepted, uint64_t head,
+                       int duplicate)
+{
+    fv__push_response pr;
+    memset(&pr, 0, sizeof pr);
+    pr.batch_seq = seq;
+    pr.accepted = accepted;
+    pr.server_seq = head;
+    pr.duplicate = duplicate;
+    pr.rejections = NULL; /* access control comes later: none yet */
+    pr.nrejections = 0;
+    char err[256];
+    r->body.len = 0;
+    if (fv__wire_encode_push_response(&pr, fv__membuf_write, &r->body, err, sizeof err) != FV_OK) {
+        fvd_refuse(r, 500, fieldvault_v1_ErrorCode_ERROR_CODE_INTERNAL,
+                   "cannot encode the push answer: %s", err);
+        return;
+    }
+    r->status = 200;
+}
+
+/* Pass 1: decode and check the whole batch; 0 with *info, or -1 with r
+ * a refusal. */
+static int check_batch(const fvd_device *dev, const unsigned char *body, size_t len,
+                       int64_t now_ms, fv__push_info *info, fvd_reply *r)
+{
+    char err[512] = "";
+    check_ctx cx = {dev, now_ms, 0};
+    fv__membuf in;
+    fv__membuf_init_read(&in, body, len);
+    fv_status st = fv__wire_decode_push_request(fv__membuf_read, &in, check_sink, &cx, info,
+                                                err, sizeof err);
+    fv__membuf_free(&in);
+    if (st == FV_EPROTO)
+        return fvd_refuse(r, 400, BAD_REQUEST, "push refused, nothing applied: %s", err);
+    if (st != FV_OK)
+        return fvd_refuse(r, 500, fieldvault_v1_ErrorCode_ERROR_CODE_INTERNAL,
+                          "cannot decode the push (%s)", fv_status_str(st));
+    if (memcmp(info->device_id, dev->id, FV_DEVICE_LEN) != 0) {
+        char mine[2 * FV_DEVICE_LEN + 1], other[2 * FV_DEVICE_LEN + 1];
+        fvd_hex(dev->id, FV_DEVICE_LEN, mine);
+        fvd_hex(info->device_id, FV_DEVICE_LEN, other);
+        return fvd_refuse(r, 400, BAD_REQUEST, "the push request names device %s but was "
+                          "signed by device %s", other, mine);
+    }
+    if (info->batch_seq == 0) return fvd_refuse(r, 400, BAD_REQUEST, "batch_seq must be 1 or more");
+    return 0;
+}
+
+void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
+              const unsigned char body_hash[32], int64_t now_ms, fvd_reply *r)
+{
+    char err[512] = "";
+    char hex[2 * FV_DEVICE_LEN + 1];
+    fvd_hex(dev->id, FV_DEVICE_LEN, hex);
+    fv__push_info info;
+    if (check_batch(dev, body, len, now_ms, &info, r) != 0) return;
+
+    /* pass 2 */
+    fvd_device cur;
+    fv_status st = s->ops->push_begin(s, dev->id, &cur, err, sizeof err);
+    if (st == FV_ENOTFOUND) {
+        fvd_refuse(r, 401, fieldvault_v1_ErrorCode_ERROR_CODE_UNAUTHENTICATED,
+                   "unknown device %s", hex);
+        return;
+    }
+    if (st != FV_OK) {
+        fvd_refuse_store(r, st, "starting the push", err);
+        return;
+    }
+    if (cur.revoked) {
+        if (s->ops->push_end(s, 0, err, sizeof err) != FV_OK)
+            fvd_log("rolling back a push: %s", err);
+        fvd_refuse(r, 403, fieldvault_v1_ErrorCode_ERROR_CODE_REVOKED,
+                   "device %s was revoked: erase its store", hex);
+        return;
+    }
+    char why[256];
+    int chain = chain_check(&cur, &info, body_hash, why, sizeof why);
+    uint64_t head = 0;
+    if (chain != 0) {
+        fv_status hst = chain > 0 ? s->ops->head(s, &head, err, sizeof err) : FV_OK;
+        fv_status est = s->ops->push_end(s, 0, err, sizeof err);
+        if (chain > 0 && hst == FV_OK && est == FV_OK) {
+            reply_push(r, info.batch_seq, 0, head, 1);
+        } else if (chain > 0) {
+            fvd_refuse_store(r, hst != FV_OK ? hst : est, "answering a retried batch", err);
+        } else {
+            fvd_log("push conflict from device %s (user %s): %s", hex, cur.user, why);
+            fvd_refuse(r, 409, fieldvault_v1_ErrorCode_ERROR_CODE_CONFLICT,
+                       "%s: this device's store looks restored from an old copy; "
+                       "do not retry", why);
+        }
+        return;
+    }
+    apply_ctx ax;
+    memset(&ax, 0, sizeof ax);
+    ax.s = s;
+    fv__membuf in;
+    fv__membuf_init_read(&in, body, len);
+    st = fv__wire_decode_push_request(fv__membuf_read, &in, apply_sink, &ax, NULL, err,
+                                      sizeof err);
+    fv__membuf_free(&in);
+    const char *what = "applying the batch";
+    if (st == FV_OK && ax.st == FV_OK) {
+        what = "recording the batch";
+        st = s->ops->set_batch(s, dev->id, info.batch_seq, body_hash, err, sizeof err);
+        if (st == FV_OK) st = s->ops->head(s, &head, err, sizeof err);
+        if (st == FV_OK) {
+            what = "committing the batch";
+            st = s->ops->push_end(s, 1, err, sizeof err);
+            if (st == FV_OK) {
+                reply_push(r, info.batch_seq, ax.accepted, head, 0);
+                return;
+            }
+            fvd_refuse_store(r, st, what, err);
+            return;
+        }
+    } else if (ax.st != FV_OK) {
+        st = ax.st;
+        snprintf(err, sizeof err, "%s", ax.err);
+    }
+    char end_err[256];
+    fv_status est = s->ops->push_end(s, 0, end_err, sizeof end_err);
+    if (est != FV_OK) fvd_log("rolling back a push: %s", end_err);
+    if (st == FV_OK) st = FV_EINTERNAL; /* pass 2 decoded differently: cannot happen */
+    fvd_refuse_store(r, st, what, err);
+}

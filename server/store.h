@@ -1,0 +1,139 @@
+/*
+ * store.h - fvd's store of record, behind one interface with two backends:
+ * SQLite (store_sqlite.c: one file under --data, the embedded default) and
+ * PostgreSQL (store_pg.c: libpq, --postgres URL, several fvd processes on
+ * one database).  The protocol logic (server/push.c, pull, enrolment, auth)
+ * is written once against these operations; tests/test_server_store.c runs
+ * one behavioural suite on both backends.
+ *
+ * Nothing here keeps state another fvd process would need: users, devices,
+ * batch chains, the nonce cache and the change log all live in the backend.
+ *
+ * Conventions: every operation returns fv_status (FV_OK, FV_ENOTFOUND,
+ * FV_EEXIST, FV_EIO for a backend failure, FV_EINVAL for bad arguments,
+ * FV_EBUSY if the backend is unreachable) and on failure writes a message
+ * into err (errcap bytes).  A store handle is used by one thread at a time;
+ * fvd opens one per worker thread (or serialises).  Device ids are 16 raw
+ * bytes; public keys 32 (Ed25519); hashes 32 (BLAKE2b-256).
+ */
+#ifndef FVD_STORE_H
+#define FVD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "change.h"
+#include "fieldvault.h"
+#include "merge.h"
+
+#define FVD_NAME_MAX 64
+#define FVD_ROLE_MAX 16
+
+typedef struct fvd_device {
+    unsigned char id[FV_DEVICE_LEN];
+    unsigned char public_key[32];
+    char name[FVD_NAME_MAX + 1];        /* the device's own label (may be empty) */
+    char user[FVD_NAME_MAX + 1];
+    char role[FVD_ROLE_MAX + 1];        /* rep | lead | director | service | admin */
+    char team[FVD_NAME_MAX + 1];
+    int revoked;
+    uint64_t last_batch_seq;            /* 0: nothing pushed yet */
+    unsigned char last_batch_hash[32];  /* zeros when last_batch_seq == 0 */
+    int64_t enrolled_ms;
+    int64_t last_seen_ms;               /* last authenticated request (0: never) */
+} fvd_device;
+
+typedef struct fvd_user {
+    char name[FVD_NAME_MAX + 1];
+    char role[FVD_ROLE_MAX + 1];
+    char team[FVD_NAME_MAX + 1];
+} fvd_user;
+
+typedef struct fvd_store fvd_store;
+
+typedef struct fvd_store_ops {
+    const char *backend; /* "sqlite" or "postgres" */
+    void (*close)(fvd_store *s);
+
+    /* ---- users, enrolment, devices ---- */
+
+    /* Add a user (FV_EEXIST if the name is taken) with a one-time enrolment
+     * code, stored only as its hash. */
+    fv_status (*add_user)(fvd_store *s, const fvd_user *u, const unsigned char code_hash[32],
+                          char *err, size_t errcap);
+    /* Consume the enrolment code (atomically: two devices racing with one
+     * code, one wins) and register the device for its user.  FV_ENOTFOUND
+     * for an unknown or used code, FV_EEXIST if the device id is taken.
+     * *out gets the new device (with its user's role and team). */
+    fv_status (*enroll)(fvd_store *s, const unsigned char code_hash[32],
+                        const unsigned char id[FV_DEVICE_LEN], const unsigned char public_key[32],
+                        const char *device_name, int64_t now_ms, fvd_device *out, char *err,
+                        size_t errcap);
+    /* FV_ENOTFOUND if unknown. */
+    fv_status (*get_device)(fvd_store *s, const unsigned char id[FV_DEVICE_LEN], fvd_device *out,
+                            char *err, size_t errcap);
+    fv_status (*touch_device)(fvd_store *s, const unsigned char id[FV_DEVICE_LEN],
+                              int64_t now_ms, char *err, size_t errcap);
+    /* FV_ENOTFOUND if unknown; revoking twice is FV_OK. */
+    fv_status (*revoke_device)(fvd_store *s, const unsigned char id[FV_DEVICE_LEN], char *err,
+                               size_t errcap);
+    /* Every device, in enrolment order; cb returns 0 to go on, else stops. */
+    fv_status (*list_devices)(fvd_store *s, int (*cb)(void *ctx, const fvd_device *d), void *ctx,
+                              char *err, size_t errcap);
+
+    /* ---- replay protection ---- */
+
+    /* Record nonce for device; *replay = 1 if it was already recorded (and
+     * nothing is stored).  Entries older than now_ms - window_ms may be
+     * purged by any call. */
+    fv_status (*use_nonce)(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                           const unsigned char nonce[16], int64_t now_ms, int64_t window_ms,
+                           int *replay, char *err, size_t errcap);
+
+    /* ---- push: one transaction, pushes serialised across processes ---- */
+
+    /* Begin; from here until push_end no other push (of any process on the
+     * same store of record) runs, so server sequence numbers become visible
+     * in order.  Re-reads the device inside the transaction (*dev). */
+    fv_status (*push_begin)(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                            fvd_device *dev, char *err, size_t errcap);
+    /* The server's current version of a field (*found = 0 if none). */
+    fv_status (*get_version)(fvd_store *s, const fv__change *c, fv__ver *v, int *found,
+                             char *err, size_t errcap);
+    /* Append c to the change log with the next server sequence number
+     * (*server_seq) and make it the field's current version. */
+    fv_status (*append)(fvd_store *s, const fv__change *c, uint64_t *server_seq, char *err,
+                        size_t errcap);
+    /* Record the device's last applied batch. */
+    fv_status (*set_batch)(fvd_store *s, const unsigned char device[FV_DEVICE_LEN], uint64_t seq,
+                           const unsigned char hash[32], char *err, size_t errcap);
+    /* Commit (commit != 0) or roll back.  After a failed commit nothing of
+     * the push is stored. */
+    fv_status (*push_end)(fvd_store *s, int commit, char *err, size_t errcap);
+
+    /* ---- pull ---- */
+
+    /* The changes with server sequence > cursor, in order, at most max; cb
+     * gets each (return 0 to go on, -1 to stop with FV_EIO).  *more = 1 if
+     * changes beyond the last one given exist.  *last_seq = the sequence of
+     * the last change given (cursor if none). */
+    fv_status (*pull)(fvd_store *s, uint64_t cursor, uint32_t max,
+                      int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
+                      int *more, uint64_t *last_seq, char *err, size_t errcap);
+    /* The highest server sequence number (0 if the log is empty). */
+    fv_status (*head)(fvd_store *s, uint64_t *seq, char *err, size_t errcap);
+} fvd_store_ops;
+
+/* Every backend's handle starts with this. */
+struct fvd_store {
+    const fvd_store_ops *ops;
+};
+
+/* Open (creating if needed) the SQLite store of record in directory dir
+ * (file dir/fvd.db; the directory is created). */
+fv_status fvd_store_open_sqlite(const char *dir, fvd_store **out, char *err, size_t errcap);
+/* Connect to PostgreSQL (a libpq connection URL) and create the schema if
+ * missing (idempotent, safe when several processes start at once). */
+fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap);
+
+#endif /* FVD_STORE_H */

@@ -1,0 +1,1261 @@
+/*
+ * store_pg.c - fvd's store of record on PostgreSQL (libpq), the backend for
+ * several fvd processes sharing one database.  Implements store.h.
+ *
+ * Layout: helpers (messages, binary parameters and columns, running a
+ * prepared statement, reconnecting), the schema, then the operations in
+ * store.h's order, then fvd_store_open_pg.
+ *
+ * What it relies on:
+ *  - Every parameter and result is sent in binary (bytea, int8, float8,
+ *    text as raw UTF-8): no escaping, no parsing of text numbers.  Statements
+ *    are prepared once per connection, on first use, with explicit types.
+ *  - uint64 hlc, sequence numbers and device_seq are stored as int8; values
+ *    above INT64_MAX are refused (FV_EINVAL) and a negative stored value is
+ *    reported as damage (FV_EIO).  An hlc is ms << 16 | counter, below 2^63
+ *    until the year 6429.
+ *  - Schema creation runs in one transaction holding a transaction-level
+ *    advisory lock, so processes starting together create it one after the
+ *    other (CREATE TABLE IF NOT EXISTS alone races on the catalogue).
+ *  - A push is one transaction holding another advisory lock
+ *    (pg_advisory_xact_lock): pushes from every process serialise, and the
+ *    log's sequence numbers are assigned under it (max + 1), so they are
+ *    gapless and commit in order.  PostgreSQL makes a commit visible before
+ *    it releases the transaction's locks, so a pull can never see seq n + 1
+ *    without n.
+ *  - A broken connection is re-established once per call, before retrying
+ *    the call, except inside a push (the transaction died with it).
+ *  - Messages carry PostgreSQL's primary message and SQLSTATE, never its
+ *    DETAIL (which quotes key values such as a code hash) nor the URL.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "store.h"
+
+/* Advisory lock keys (ASCII "fvdSchm1" and "fvdPush1"). */
+#define LOCK_SCHEMA "7383198948433358129" /* 0x6676645363686d31 */
+#define LOCK_PUSH INT64_C(0x6676645075736831)
+#define SCHEMA_VERSION 1
+#define MAX_PARAMS 12
+
+/* Type oids of the parameters, from pg_type.h (stable since forever). */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_TEXT 25
+#define OID_FLOAT8 701
+
+typedef enum stmt_id {
+    ST_ADD_USER,
+    ST_ENROLL,
+    ST_GET_DEVICE,
+    ST_TOUCH,
+    ST_REVOKE,
+    ST_LIST,
+    ST_NONCE,
+    ST_LOCK_PUSH,
+    ST_HEAD,
+    ST_GET_VERSION,
+    ST_APPEND,
+    ST_SET_BATCH,
+    ST_PULL,
+    ST_USER_MATCHES,
+    ST_ENROLLED_WITH,
+    ST_COUNT
+} stmt_id;
+
+#define DEVICE_COLS                                                                      \
+    "id, public_key, name, user_name, role, team, revoked, last_batch_seq, "             \
+    "last_batch_hash, enrolled_ms, last_seen_ms"
+
+typedef struct stmt {
+    const char *name;
+    const char *types; /* one letter a parameter: b bytea, t text, 8 int8, 2 int2, f float8 */
+    const char *sql;
+} stmt;
+
+static const stmt stmts[ST_COUNT] = {
+    [ST_ADD_USER] = {"fvd_add_user", "tttb",
+                     "INSERT INTO users (name, role, team, code_hash) VALUES ($1, $2, $3, $4)"},
+    /* One statement: the code is consumed only if the device row goes in
+     * (a duplicate id fails the whole statement), and a second enrolment
+     * racing on the same code waits for the first and then finds it used. */
+    [ST_ENROLL] = {"fvd_enroll", "bbbt8",
+                   "WITH u AS (UPDATE users SET code_used = true"
+                   " WHERE code_hash = $1 AND NOT code_used RETURNING name, role, team)"
+                   " INSERT INTO devices (id, public_key, name, user_name, role, team,"
+                   " enrolled_ms) SELECT $2, $3, $4, u.name, u.role, u.team, $5 FROM u"
+                   " RETURNING " DEVICE_COLS},
+    [ST_GET_DEVICE] = {"fvd_get_device", "b",
+                       "SELECT " DEVICE_COLS " FROM devices WHERE id = $1"},
+    /* GREATEST: several processes may touch the same device out of order. */
+    [ST_TOUCH] = {"fvd_touch", "b8",
+                  "UPDATE devices SET last_seen_ms = GREATEST(last_seen_ms, $2) WHERE id = $1"},
+    [ST_REVOKE] = {"fvd_revoke", "b", "UPDATE devices SET revoked = true WHERE id = $1"},
+    [ST_LIST] = {"fvd_list", "", "SELECT " DEVICE_COLS " FROM devices ORDER BY enrol_seq"},
+    /* $4 is the cutoff (now - window).  One round trip: purge expired
+     * entries (except this key, which the INSERT handles), then record the
+     * nonce; an expired entry with the same key is refreshed rather than a
+     * replay.  No row returned = a live entry exists = replay. */
+    [ST_NONCE] = {"fvd_nonce", "bb88",
+                  "WITH purge AS (DELETE FROM nonces WHERE seen_ms < $4"
+                  " AND NOT (device = $1 AND nonce = $2))"
+                  " INSERT INTO nonces (device, nonce, seen_ms) VALUES ($1, $2, $3)"
+                  " ON CONFLICT (device, nonce) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
+                  " WHERE nonces.seen_ms < $4 RETURNING 1"},
+    [ST_LOCK_PUSH] = {"fvd_lock_push", "8", "SELECT 1 FROM pg_advisory_xact_lock($1)"},
+    [ST_HEAD] = {"fvd_head", "", "SELECT COALESCE(MAX(seq), 0) FROM log"},
+    [ST_GET_VERSION] = {"fvd_get_version", "tbt",
+                        "SELECT hlc, device, base_hlc FROM versions"
+                        " WHERE tbl = $1 AND row_id = $2 AND field = $3"},
+    [ST_APPEND] = {"fvd_append", "8tbt2tfb88b8",
+                   "WITH l AS (INSERT INTO log (seq, tbl, row_id, field, kind, text_value,"
+                   " real_value, blob_value, hlc, base_hlc, device, device_seq)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"
+                   " INSERT INTO versions (tbl, row_id, field, hlc, device, base_hlc)"
+                   " VALUES ($2, $3, $4, $9, $11, $10)"
+                   " ON CONFLICT (tbl, row_id, field) DO UPDATE SET hlc = EXCLUDED.hlc,"
+                   " device = EXCLUDED.device, base_hlc = EXCLUDED.base_hlc"},
+    [ST_SET_BATCH] = {"fvd_set_batch", "b8b",
+                      "UPDATE devices SET last_batch_seq = $2, last_batch_hash = $3"
+                      " WHERE id = $1"},
+    [ST_PULL] = {"fvd_pull", "88",
+                 "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
+                 " hlc, base_hlc, device, device_seq FROM log WHERE seq > $1"
+                 " ORDER BY seq LIMIT $2"},
+    /* For a retry after a lost connection (see retry_add_user / retry_enroll). */
+    [ST_USER_MATCHES] = {"fvd_user_matches", "tttb",
+                         "SELECT 1 FROM users WHERE name = $1 AND role = $2 AND team = $3"
+                         " AND code_hash = $4"},
+    [ST_ENROLLED_WITH] = {"fvd_enrolled_with", "bbb",
+                          "SELECT d.id FROM devices d JOIN users u ON u.name = d.user_name"
+                          " WHERE d.id = $1 AND d.public_key = $2 AND u.code_hash = $3"
+                          " AND u.code_used"},
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS fvd_meta ("
+    " key text PRIMARY KEY,"
+    " value int8 NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS users ("
+    " name text PRIMARY KEY,"
+    " role text NOT NULL,"
+    " team text NOT NULL,"
+    " code_hash bytea NOT NULL UNIQUE,"
+    " code_used boolean NOT NULL DEFAULT false);"
+    "CREATE TABLE IF NOT EXISTS devices ("
+    " id bytea PRIMARY KEY CHECK (length(id) = 16),"
+    " public_key bytea NOT NULL CHECK (length(public_key) = 32),"
+    " name text NOT NULL,"
+    " user_name text NOT NULL REFERENCES users (name),"
+    " role text NOT NULL,"
+    " team text NOT NULL,"
+    " revoked boolean NOT NULL DEFAULT false,"
+    " last_batch_seq int8 NOT NULL DEFAULT 0,"
+    " last_batch_hash bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),"
+    " enrolled_ms int8 NOT NULL,"
+    " last_seen_ms int8 NOT NULL DEFAULT 0,"
+    " enrol_seq int8 GENERATED ALWAYS AS IDENTITY UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS nonces ("
+    " device bytea NOT NULL,"
+    " nonce bytea NOT NULL,"
+    " seen_ms int8 NOT NULL,"
+    " PRIMARY KEY (device, nonce));"
+    "CREATE INDEX IF NOT EXISTS nonces_seen_ms ON nonces (seen_ms);"
+    "CREATE TABLE IF NOT EXISTS versions ("
+    " tbl text NOT NULL,"
+    " row_id bytea NOT NULL,"
+    " field text NOT NULL,"
+    " hlc int8 NOT NULL,"
+    " device bytea NOT NULL,"
+    " base_hlc int8 NOT NULL,"
+    " PRIMARY KEY (tbl, row_id, field));"
+    "CREATE TABLE IF NOT EXISTS log ("
+    " seq int8 PRIMARY KEY,"
+    " tbl text NOT NULL,"
+    " row_id bytea NOT NULL,"
+    " field text NOT NULL,"
+    " kind int2 NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+    " text_value text,"
+    " real_value float8,"
+    " blob_value bytea,"
+    " hlc int8 NOT NULL,"
+    " base_hlc int8 NOT NULL,"
+    " device bytea NOT NULL,"
+    " device_seq int8 NOT NULL);"
+    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 1)"
+    " ON CONFLICT (key) DO NOTHING;";
+
+typedef struct pg_store {
+    fvd_store base;
+    PGconn *conn;
+    char *url;          /* kept for reconnecting; wiped on close (may hold a password) */
+    uint32_t prepared;  /* bit per stmt_id prepared on this connection */
+    int in_push;
+    uint64_t next_seq;  /* inside a push: the sequence number append gives next */
+    fv__change row;     /* pull's scratch change (large: kept off the stack) */
+} pg_store;
+
+_Static_assert(ST_COUNT <= 32, "prepared is a 32-bit mask");
+
+/* ---- messages ------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errcap,
+                                                          const char *fmt, ...)
+{
+    if (err == NULL || errcap == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errcap, fmt, ap);
+    va_end(ap);
+}
+
+/* libpq's messages end in a newline and may span lines: one line, trimmed. */
+static void one_line(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    int space = 0;
+    if (src == NULL) src = "";
+    for (; *src && n + 1 < cap; src++) {
+        if (*src == '\n' || *src == '\t' || *src == '\r' || *src == ' ') {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < cap) dst[n++] = ' ';
+        space = 0;
+        dst[n++] = *src;
+    }
+    dst[n] = '\0';
+}
+
+static const char *conn_msg(const pg_store *s, char *buf, size_t cap)
+{
+    one_line(buf, cap, s->conn ? PQerrorMessage(s->conn) : "no connection");
+    return buf;
+}
+
+static int conn_broken(const pg_store *s)
+{
+    return s->conn == NULL || PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/* Map a failed result (r may be NULL) to a status and a message. */
+static fv_status fail(pg_store *s, const PGresult *r, const char *what, char *err,
+                      size_t errcap)
+{
+    char msg[512];
+    if (conn_broken(s)) {
+        set_err(err, errcap, "%s: connection to PostgreSQL lost: %s", what,
+                conn_msg(s, msg, sizeof msg));
+        return FV_EBUSY;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (primary != NULL)
+        one_line(msg, sizeof msg, primary);
+    else
+        conn_msg(s, msg, sizeof msg);
+    set_err(err, errcap, "%s: PostgreSQL: %s (SQLSTATE %s)", what, msg, state ? state : "none");
+    if (state == NULL) return FV_EIO;
+    if (strcmp(state, "23505") == 0) return FV_EEXIST;
+    if (strncmp(state, "22", 2) == 0) return FV_EINVAL;  /* data exception (bad UTF-8...) */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0) return FV_EBUSY;
+    return FV_EIO;
+}
+
+/* ---- binary parameters and columns ---------------------------------------- */
+
+typedef struct params {
+    int n;
+    const char *v[MAX_PARAMS];
+    int len[MAX_PARAMS];
+    int fmt[MAX_PARAMS];
+    unsigned char num[MAX_PARAMS][8];
+} params;
+
+static void put_be(unsigned char *b, uint64_t x, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        b[i] = (unsigned char)(x & 0xffu);
+        x >>= 8;
+    }
+}
+
+static uint64_t get_be(const unsigned char *b, int n)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++) x = x << 8 | b[i];
+    return x;
+}
+
+/* Bytes (bytea, or text as raw UTF-8).  len is bounded by the callers. */
+static void p_bytes(params *p, const void *b, size_t len)
+{
+    p->v[p->n] = b ? (const char *)b : "";
+    p->len[p->n] = (int)len;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+static void p_text(params *p, const char *s)
+{
+    p_bytes(p, s, strlen(s));
+}
+
+static void p_int(params *p, uint64_t bits, int width)
+{
+    put_be(p->num[p->n], bits, width);
+    p_bytes(p, p->num[p->n], (size_t)width);
+}
+
+static void p_i8(params *p, int64_t x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    p_int(p, u, 8);
+}
+
+static void p_f8(params *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    p_int(p, u, 8);
+}
+
+static void p_null(params *p)
+{
+    p->v[p->n] = NULL;
+    p->len[p->n] = 0;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+/* uint64 to int8: refuse what does not fit (see the file comment). */
+static int to_i8(uint64_t u, int64_t *out)
+{
+    if (u > (uint64_t)INT64_MAX) return -1;
+    *out = (int64_t)u;
+    return 0;
+}
+
+/* Column readers: 0 on success, -1 if NULL or of an unexpected size. */
+static int c_i8(const PGresult *r, int row, int col, int64_t *out)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8) return -1;
+    uint64_t u = get_be((const unsigned char *)PQgetvalue(r, row, col), 8);
+    memcpy(out, &u, sizeof u);
+    return 0;
+}
+
+static int c_u64(const PGresult *r, int row, int col, uint64_t *out)
+{
+    int64_t x;
+    if (c_i8(r, row, col, &x) != 0 || x < 0) return -1;
+    *out = (uint64_t)x;
+    return 0;
+}
+
+static int c_f8(const PGresult *r, int row, int col, double *out)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8) return -1;
+    uint64_t u = get_be((const unsigned char *)PQgetvalue(r, row, col), 8);
+    memcpy(out, &u, sizeof u);
+    return 0;
+}
+
+static int c_i2(const PGresult *r, int row, int col, int *out)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 2) return -1;
+    uint64_t u = get_be((const unsigned char *)PQgetvalue(r, row, col), 2);
+    *out = (int)(int16_t)(uint16_t)u;
+    return 0;
+}
+
+static int c_bool(const PGresult *r, int row, int col, int *out)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 1) return -1;
+    *out = PQgetvalue(r, row, col)[0] != 0;
+    return 0;
+}
+
+static int c_fixed(const PGresult *r, int row, int col, unsigned char *out, size_t n)
+{
+    if (PQgetisnull(r, row, col) || (size_t)PQgetlength(r, row, col) != n) return -1;
+    memcpy(out, PQgetvalue(r, row, col), n);
+    return 0;
+}
+
+/* Bytes into out (cap bytes, NUL added after them); *len gets their count. */
+static int c_bytes(const PGresult *r, int row, int col, void *out, size_t cap, size_t *len)
+{
+    if (PQgetisnull(r, row, col)) return -1;
+    size_t n = (size_t)PQgetlength(r, row, col);
+    if (n >= cap) return -1;
+    memcpy(out, PQgetvalue(r, row, col), n);
+    ((char *)out)[n] = '\0';
+    if (len) *len = n;
+    return 0;
+}
+
+static int c_text(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+    return c_bytes(r, row, col, out, cap, NULL);
+}
+
+/* ---- statements and the connection ---------------------------------------- */
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* "relation already exists, skipping" and the like: the library never prints */
+}
+
+/* A plain command (BEGIN, COMMIT...): its command tag into tag. */
+static fv_status run_cmd(pg_store *s, const char *sql, char *tag, size_t tagcap,
+                         const char *what, char *err, size_t errcap)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    fv_status st = FV_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = fail(s, r, what, err, errcap);
+    else if (tag)
+        snprintf(tag, tagcap, "%s", PQcmdStatus(r));
+    PQclear(r);
+    return st;
+}
+
+static fv_status connect_db(pg_store *s, char *err, size_t errcap)
+{
+    char msg[512];
+    /* Entries before dbname are defaults the URL may override; the one
+     * after it is forced (we send and expect UTF-8). */
+    const char *const keys[] = {"connect_timeout", "application_name", "dbname",
+                                "client_encoding", NULL};
+    const char *const vals[] = {"10", "fvd", s->url, "UTF8", NULL};
+    if (s->conn) PQfinish(s->conn);
+    s->prepared = 0;
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    if (s->conn == NULL) {
+        set_err(err, errcap, "PostgreSQL: out of memory");
+        return FV_ENOMEM;
+    }
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        set_err(err, errcap, "cannot connect to PostgreSQL: %s", conn_msg(s, msg, sizeof msg));
+        PQfinish(s->conn);
+        s->conn = NULL;
+        return FV_EBUSY;
+    }
+    PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+    if (PQserverVersion(s->conn) < 100000) {
+        set_err(err, errcap, "PostgreSQL %d is too old: fvd needs 10 or later",
+                PQserverVersion(s->conn) / 10000);
+        PQfinish(s->conn);
+        s->conn = NULL;
+        return FV_EINVAL;
+    }
+    /* A push holds the lock every process's pushes wait for: if its fvd
+     * hangs mid-push, the server ends that session after a minute rather
+     * than let it block all pushes until TCP notices.  A SET rather than a
+     * startup option, which connection poolers refuse. */
+    fv_status st = run_cmd(s, "SET idle_in_transaction_session_timeout = 60000", NULL, 0,
+                           "connecting", err, errcap);
+    if (st != FV_OK) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    return st;
+}
+
+/* Before a call: reconnect if the connection is known to be broken.
+ * Inside a push the transaction died with the connection: say so. */
+static fv_status ensure_conn(pg_store *s, char *err, size_t errcap)
+{
+    if (!conn_broken(s)) return FV_OK;
+    if (s->in_push) {
+        set_err(err, errcap, "connection to PostgreSQL lost during a push (rolled back)");
+        return FV_EBUSY;
+    }
+    return connect_db(s, err, errcap);
+}
+
+/* After a call: retry once if it failed because the connection broke (the
+ * next ensure_conn reconnects).  Never inside a push. */
+static int retry_after(const pg_store *s, fv_status st, int *attempt)
+{
+    if (st != FV_EBUSY || s->in_push || *attempt > 0 || !conn_broken(s)) return 0;
+    (*attempt)++;
+    return 1;
+}
+
+static fv_status prepare(pg_store *s, stmt_id id, const char *what, char *err, size_t errcap)
+{
+    if (s->prepared & (1u << id)) return FV_OK;
+    const stmt *t = &stmts[id];
+    Oid types[MAX_PARAMS];
+    int n = (int)strlen(t->types);
+    for (int i = 0; i < n; i++) {
+        switch (t->types[i]) {
+        case 'b': types[i] = OID_BYTEA; break;
+        case 't': types[i] = OID_TEXT; break;
+        case '8': types[i] = OID_INT8; break;
+        case '2': types[i] = OID_INT2; break;
+        case 'f': types[i] = OID_FLOAT8; break;
+        default: types[i] = OID_BOOL; break;
+        }
+    }
+    PGresult *r = PQprepare(s->conn, t->name, t->sql, n, types);
+    fv_status st = FV_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        st = fail(s, r, what, err, errcap);
+    else
+        s->prepared |= 1u << id;
+    PQclear(r);
+    return st;
+}
+
+/* Run statement id with p; the result (tuples in binary) or NULL with *st
+ * and err set. */
+static PGresult *run_stmt(pg_store *s, stmt_id id, const params *p, fv_status *st,
+                          const char *what, char *err, size_t errcap)
+{
+    *st = prepare(s, id, what, err, errcap);
+    if (*st != FV_OK) return NULL;
+    PGresult *r = PQexecPrepared(s->conn, stmts[id].name, p->n, p->v, p->len, p->fmt, 1);
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) return r;
+    *st = fail(s, r, what, err, errcap);
+    PQclear(r);
+    return NULL;
+}
+
+/* Create the schema if missing, one process at a time; refuse a newer one. */
+static fv_status create_schema(pg_store *s, char *err, size_t errcap)
+{
+    const char *what = "creating the schema";
+    fv_status st = run_cmd(s, "BEGIN", NULL, 0, what, err, errcap);
+    if (st != FV_OK) return st;
+    st = run_cmd(s, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")", NULL, 0, what, err, errcap);
+    if (st == FV_OK) st = run_cmd(s, schema_sql, NULL, 0, what, err, errcap);
+    if (st == FV_OK) {
+        PGresult *r = PQexec(s->conn, "SELECT value FROM fvd_meta WHERE key = 'schema_version'");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            st = fail(s, r, what, err, errcap);
+        } else if (PQntuples(r) != 1 || atol(PQgetvalue(r, 0, 0)) > SCHEMA_VERSION) {
+            set_err(err, errcap,
+                    "the database's fvd schema (version %s) is newer than this fvd's (%d)",
+                    PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "?", SCHEMA_VERSION);
+            st = FV_EINVAL;
+        }
+        PQclear(r);
+    }
+    if (st == FV_OK) return run_cmd(s, "COMMIT", NULL, 0, what, err, errcap);
+    if (!conn_broken(s)) PQclear(PQexec(s->conn, "ROLLBACK"));
+    return st;
+}
+
+/* ---- argument checks ------------------------------------------------------ */
+
+/* A NUL-terminated string of at most max bytes. */
+static int bounded(const char *str, size_t max)
+{
+    return str != NULL && memchr(str, '\0', max + 1) != NULL;
+}
+
+static fv_status check_change(const fv__change *c, int64_t v[3], char *err, size_t errcap)
+{
+    if (c == NULL || !bounded(c->table, FV_NAME_MAX) || !bounded(c->field, FV_NAME_MAX)) {
+        set_err(err, errcap, "change: bad table or field name");
+        return FV_EINVAL;
+    }
+    if (to_i8(c->hlc, &v[0]) || to_i8(c->base_hlc, &v[1]) || to_i8(c->device_seq, &v[2])) {
+        set_err(err, errcap, "change %s.%s: hlc or sequence beyond 2^63", c->table, c->field);
+        return FV_EINVAL;
+    }
+    return FV_OK;
+}
+
+/* ---- devices --------------------------------------------------------------- */
+
+static int read_device(const PGresult *r, int row, fvd_device *d)
+{
+    memset(d, 0, sizeof *d);
+    uint64_t seq;
+    if (c_fixed(r, row, 0, d->id, sizeof d->id) || c_fixed(r, row, 1, d->public_key, 32) ||
+        c_text(r, row, 2, d->name, sizeof d->name) || c_text(r, row, 3, d->user, sizeof d->user) ||
+        c_text(r, row, 4, d->role, sizeof d->role) || c_text(r, row, 5, d->team, sizeof d->team) ||
+        c_bool(r, row, 6, &d->revoked) || c_u64(r, row, 7, &seq) ||
+        c_fixed(r, row, 8, d->last_batch_hash, 32) || c_i8(r, row, 9, &d->enrolled_ms) ||
+        c_i8(r, row, 10, &d->last_seen_ms))
+        return -1;
+    d->last_batch_seq = seq;
+    return 0;
+}
+
+static fv_status device_row(const PGresult *r, fvd_device *out, const char *what, char *err,
+                            size_t errcap)
+{
+    if (PQntuples(r) != 1) {
+        set_err(err, errcap, "%s: no such device", what);
+        return FV_ENOTFOUND;
+    }
+    if (read_device(r, 0, out) != 0) {
+        set_err(err, errcap, "%s: malformed device row in PostgreSQL", what);
+        return FV_EIO;
+    }
+    return FV_OK;
+}
+
+static fv_status add_user_once(pg_store *s, const fvd_user *u, const unsigned char hash[32],
+                               int retry, char *err, size_t errcap)
+{
+    params p = {0};
+    p_text(&p, u->name);
+    p_text(&p, u->role);
+    p_text(&p, u->team);
+    p_bytes(&p, hash, 32);
+    fv_status st;
+    PGresult *r = run_stmt(s, ST_ADD_USER, &p, &st, "add user", err, errcap);
+    if (r != NULL) {
+        PQclear(r);
+        return FV_OK;
+    }
+    if (st == FV_EEXIST && retry) {
+        /* Our first attempt may have committed before the connection broke:
+         * the very same user is not a conflict. */
+        fv_status st2;
+        PGresult *m = run_stmt(s, ST_USER_MATCHES, &p, &st2, "add user", err, errcap);
+        int same = m != NULL && PQntuples(m) == 1;
+        PQclear(m);
+        if (same) return FV_OK;
+    }
+    if (st == FV_EEXIST)
+        set_err(err, errcap, "add user \"%s\": the name (or the enrolment code) is taken", u->name);
+    return st;
+}
+
+static fv_status pg_add_user(fvd_store *base, const fvd_user *u, const unsigned char code_hash[32],
+                             char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (u == NULL || code_hash == NULL || !bounded(u->name, FVD_NAME_MAX) || u->name[0] == '\0' ||
+        !bounded(u->role, FVD_ROLE_MAX) || !bounded(u->team, FVD_NAME_MAX)) {
+        set_err(err, errcap, "add user: missing or overlong name, role or team");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = add_user_once(s, u, code_hash, attempt, err, errcap);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status enroll_once(pg_store *s, const unsigned char hash[32],
+                             const unsigned char id[FV_DEVICE_LEN], const unsigned char pk[32],
+                             const char *name, int64_t now_ms, fvd_device *out, int retry,
+                             char *err, size_t errcap)
+{
+    params p = {0};
+    p_bytes(&p, hash, 32);
+    p_bytes(&p, id, FV_DEVICE_LEN);
+    p_bytes(&p, pk, 32);
+    p_text(&p, name);
+    p_i8(&p, now_ms);
+    fv_status st;
+    PGresult *r = run_stmt(s, ST_ENROLL, &p, &st, "enrol", err, errcap);
+    if (r != NULL) {
+        if (PQntuples(r) == 1) {
+            st = device_row(r, out, "enrol", err, errcap);
+        } else {
+            set_err(err, errcap, "enrol: unknown or already used enrolment code");
+            st = FV_ENOTFOUND;
+        }
+        PQclear(r);
+    } else if (st == FV_EEXIST) {
+        set_err(err, errcap, "enrol: the device id is already enrolled");
+    }
+    if ((st == FV_ENOTFOUND || st == FV_EEXIST) && retry) {
+        /* The first attempt may have committed before the connection broke:
+         * this device, with this key, enrolled with this code, is ours. */
+        params q = {0};
+        p_bytes(&q, id, FV_DEVICE_LEN);
+        p_bytes(&q, pk, 32);
+        p_bytes(&q, hash, 32);
+        fv_status st2;
+        PGresult *m = run_stmt(s, ST_ENROLLED_WITH, &q, &st2, "enrol", err, errcap);
+        int ours = m != NULL && PQntuples(m) == 1;
+        PQclear(m);
+        if (ours) {
+            params g = {0};
+            p_bytes(&g, id, FV_DEVICE_LEN);
+            PGresult *d = run_stmt(s, ST_GET_DEVICE, &g, &st, "enrol", err, errcap);
+            if (d != NULL) st = device_row(d, out, "enrol", err, errcap);
+            PQclear(d);
+        }
+    }
+    return st;
+}
+
+static fv_status pg_enroll(fvd_store *base, const unsigned char code_hash[32],
+                           const unsigned char id[FV_DEVICE_LEN], const unsigned char public_key[32],
+                           const char *device_name, int64_t now_ms, fvd_device *out, char *err,
+                           size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (device_name == NULL) device_name = "";
+    if (code_hash == NULL || id == NULL || public_key == NULL || out == NULL ||
+        !bounded(device_name, FVD_NAME_MAX)) {
+        set_err(err, errcap, "enrol: missing argument or device name over %d bytes", FVD_NAME_MAX);
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK)
+            st = enroll_once(s, code_hash, id, public_key, device_name, now_ms, out, attempt, err,
+                             errcap);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status get_device_once(pg_store *s, const unsigned char id[FV_DEVICE_LEN],
+                                 fvd_device *out, const char *what, char *err, size_t errcap)
+{
+    params p = {0};
+    p_bytes(&p, id, FV_DEVICE_LEN);
+    fv_status st;
+    PGresult *r = run_stmt(s, ST_GET_DEVICE, &p, &st, what, err, errcap);
+    if (r == NULL) return st;
+    st = device_row(r, out, what, err, errcap);
+    PQclear(r);
+    return st;
+}
+
+static fv_status pg_get_device(fvd_store *base, const unsigned char id[FV_DEVICE_LEN],
+                               fvd_device *out, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (id == NULL || out == NULL) {
+        set_err(err, errcap, "get device: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = get_device_once(s, id, out, "get device", err, errcap);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+/* An UPDATE of one device (touch, revoke): FV_ENOTFOUND if no row. */
+static fv_status update_device(pg_store *s, stmt_id id, const params *p, const char *what,
+                               char *err, size_t errcap)
+{
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, id, p, &st, what, err, errcap);
+        if (r == NULL) continue;
+        if (strcmp(PQcmdTuples(r), "0") == 0) {
+            set_err(err, errcap, "%s: no such device", what);
+            st = FV_ENOTFOUND;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_touch_device(fvd_store *base, const unsigned char id[FV_DEVICE_LEN],
+                                 int64_t now_ms, char *err, size_t errcap)
+{
+    if (id == NULL) {
+        set_err(err, errcap, "touch device: missing id");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_bytes(&p, id, FV_DEVICE_LEN);
+    p_i8(&p, now_ms);
+    return update_device((pg_store *)base, ST_TOUCH, &p, "touch device", err, errcap);
+}
+
+static fv_status pg_revoke_device(fvd_store *base, const unsigned char id[FV_DEVICE_LEN],
+                                  char *err, size_t errcap)
+{
+    if (id == NULL) {
+        set_err(err, errcap, "revoke device: missing id");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_bytes(&p, id, FV_DEVICE_LEN);
+    return update_device((pg_store *)base, ST_REVOKE, &p, "revoke device", err, errcap);
+}
+
+static fv_status pg_list_devices(fvd_store *base, int (*cb)(void *ctx, const fvd_device *d),
+                                 void *ctx, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (cb == NULL) {
+        set_err(err, errcap, "list devices: missing callback");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    PGresult *r = NULL;
+    int attempt = 0;
+    params p = {0};
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) r = run_stmt(s, ST_LIST, &p, &st, "list devices", err, errcap);
+    } while (retry_after(s, st, &attempt));
+    if (r == NULL) return st;
+    /* The whole result is in memory: cb may call back into the store. */
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        fvd_device d;
+        if (read_device(r, i, &d) != 0) {
+            set_err(err, errcap, "list devices: malformed device row in PostgreSQL");
+            st = FV_EIO;
+            break;
+        }
+        if (cb(ctx, &d) != 0) break;
+    }
+    PQclear(r);
+    return st;
+}
+
+/* ---- replay protection ---------------------------------------------------- */
+
+static fv_status pg_use_nonce(fvd_store *base, const unsigned char device[FV_DEVICE_LEN],
+                              const unsigned char nonce[16], int64_t now_ms, int64_t window_ms,
+                              int *replay, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (device == NULL || nonce == NULL || replay == NULL || window_ms < 0) {
+        set_err(err, errcap, "use nonce: missing argument or negative window");
+        return FV_EINVAL;
+    }
+    int64_t cutoff = now_ms < INT64_MIN + window_ms ? INT64_MIN : now_ms - window_ms;
+    params p = {0};
+    p_bytes(&p, device, FV_DEVICE_LEN);
+    p_bytes(&p, nonce, 16);
+    p_i8(&p, now_ms);
+    p_i8(&p, cutoff);
+    /* A retry after a lost connection may report a replay of our own first
+     * attempt: the request is refused (401) and the device retries with a
+     * new nonce.  Never the other way round. */
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_NONCE, &p, &st, "use nonce", err, errcap);
+        if (r == NULL) continue;
+        *replay = PQntuples(r) == 0;
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+/* ---- push -------------------------------------------------------------------- */
+
+static fv_status push_begin_once(pg_store *s, const unsigned char device[FV_DEVICE_LEN],
+                                 fvd_device *dev, char *err, size_t errcap)
+{
+    const char *what = "push begin";
+    fv_status st = run_cmd(s, "BEGIN", NULL, 0, what, err, errcap);
+    if (st != FV_OK) return st;
+    params lock = {0};
+    p_i8(&lock, LOCK_PUSH);
+    PGresult *r = run_stmt(s, ST_LOCK_PUSH, &lock, &st, what, err, errcap);
+    PQclear(r);
+    if (st == FV_OK) st = get_device_once(s, device, dev, what, err, errcap);
+    if (st == FV_OK) {
+        params none = {0};
+        r = run_stmt(s, ST_HEAD, &none, &st, what, err, errcap);
+        if (r != NULL && (PQntuples(r) != 1 || c_u64(r, 0, 0, &s->next_seq) != 0)) {
+            set_err(err, errcap, "%s: malformed log head in PostgreSQL", what);
+            st = FV_EIO;
+        }
+        PQclear(r);
+        s->next_seq++;
+    }
+    if (st == FV_OK) {
+        s->in_push = 1;
+        return FV_OK;
+    }
+    if (!conn_broken(s)) PQclear(PQexec(s->conn, "ROLLBACK"));
+    return st;
+}
+
+static fv_status pg_push_begin(fvd_store *base, const unsigned char device[FV_DEVICE_LEN],
+                               fvd_device *dev, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (s->in_push) {
+        set_err(err, errcap, "push begin: a push is already in progress on this handle");
+        return FV_EINVAL;
+    }
+    if (device == NULL || dev == NULL) {
+        set_err(err, errcap, "push begin: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = push_begin_once(s, device, dev, err, errcap);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_get_version(fvd_store *base, const fv__change *c, fv__ver *v, int *found,
+                                char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    int64_t unused[3];
+    if (v == NULL || found == NULL) {
+        set_err(err, errcap, "get version: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st = check_change(c, unused, err, errcap);
+    if (st != FV_OK) return st;
+    params p = {0};
+    p_text(&p, c->table);
+    p_bytes(&p, c->row_id, FV_ROWID_LEN);
+    p_text(&p, c->field);
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_GET_VERSION, &p, &st, "get version", err, errcap);
+        if (r == NULL) continue;
+        *found = PQntuples(r) == 1;
+        memset(v, 0, sizeof *v);
+        if (*found && (c_u64(r, 0, 0, &v->hlc) || c_fixed(r, 0, 1, v->device, sizeof v->device) ||
+                       c_u64(r, 0, 2, &v->base_hlc))) {
+            set_err(err, errcap, "get version: malformed version row in PostgreSQL");
+            st = FV_EIO;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_append(fvd_store *base, const fv__change *c, uint64_t *server_seq,
+                           char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    int64_t v[3], seq;
+    if (!s->in_push) {
+        set_err(err, errcap, "append: not inside a push (push_begin first)");
+        return FV_EINVAL;
+    }
+    fv_status st = check_change(c, v, err, errcap);
+    if (st != FV_OK) return st;
+    if (server_seq == NULL || to_i8(s->next_seq, &seq) != 0) {
+        set_err(err, errcap, "append: missing argument or log sequence exhausted");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_i8(&p, seq);
+    p_text(&p, c->table);
+    p_bytes(&p, c->row_id, FV_ROWID_LEN);
+    p_text(&p, c->field);
+    p_int(&p, (uint64_t)c->kind, 2);
+    switch (c->kind) {
+    case FV__VAL_NULL:
+        p_null(&p);
+        p_null(&p);
+        p_null(&p);
+        break;
+    case FV__VAL_TEXT:
+        if (c->len > FV_FIELD_MAX || memchr(c->data, '\0', c->len) != NULL) {
+            set_err(err, errcap, "append %s.%s: text over %d bytes or with a NUL byte", c->table,
+                    c->field, FV_FIELD_MAX);
+            return FV_EINVAL;
+        }
+        p_bytes(&p, c->data, c->len);
+        p_null(&p);
+        p_null(&p);
+        break;
+    case FV__VAL_REAL:
+        p_null(&p);
+        p_f8(&p, c->real);
+        p_null(&p);
+        break;
+    case FV__VAL_SEALED:
+        if (c->len > FV_SEALED_MAX) {
+            set_err(err, errcap, "append %s.%s: sealed value over %d bytes", c->table, c->field,
+                    FV_SEALED_MAX);
+            return FV_EINVAL;
+        }
+        p_null(&p);
+        p_null(&p);
+        p_bytes(&p, c->data, c->len);
+        break;
+    default:
+        set_err(err, errcap, "append %s.%s: unknown value kind %d", c->table, c->field,
+                (int)c->kind);
+        return FV_EINVAL;
+    }
+    p_i8(&p, v[0]);
+    p_i8(&p, v[1]);
+    p_bytes(&p, c->device, FV_DEVICE_LEN);
+    p_i8(&p, v[2]);
+    PGresult *r = run_stmt(s, ST_APPEND, &p, &st, "append", err, errcap);
+    if (r == NULL) return st;
+    PQclear(r);
+    *server_seq = s->next_seq++;
+    return FV_OK;
+}
+
+static fv_status pg_set_batch(fvd_store *base, const unsigned char device[FV_DEVICE_LEN],
+                              uint64_t seq, const unsigned char hash[32], char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    int64_t seq8;
+    if (!s->in_push) {
+        set_err(err, errcap, "set batch: not inside a push (push_begin first)");
+        return FV_EINVAL;
+    }
+    if (device == NULL || hash == NULL || to_i8(seq, &seq8) != 0) {
+        set_err(err, errcap, "set batch: missing argument or batch seq beyond 2^63");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_bytes(&p, device, FV_DEVICE_LEN);
+    p_i8(&p, seq8);
+    p_bytes(&p, hash, 32);
+    return update_device(s, ST_SET_BATCH, &p, "set batch", err, errcap);
+}
+
+static fv_status pg_push_end(fvd_store *base, int commit, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (!s->in_push) {
+        if (!commit) return FV_OK; /* rolling back nothing (push_begin failed) */
+        set_err(err, errcap, "push end: no push in progress");
+        return FV_EINVAL;
+    }
+    s->in_push = 0;
+    if (conn_broken(s)) {
+        /* The server rolled the transaction back when the connection went. */
+        if (!commit) return FV_OK;
+        set_err(err, errcap, "push commit: connection to PostgreSQL lost before the commit"
+                             " (rolled back)");
+        return FV_EBUSY;
+    }
+    char tag[32] = "";
+    fv_status st = run_cmd(s, commit ? "COMMIT" : "ROLLBACK", tag, sizeof tag,
+                           commit ? "push commit" : "push rollback", err, errcap);
+    if (st == FV_EBUSY && commit) {
+        /* The COMMIT may or may not have been applied: a device's retry of
+         * the batch is then recognised by its batch hash. */
+        set_err(err, errcap, "push commit: connection to PostgreSQL lost during the commit"
+                             " (outcome unknown)");
+    } else if (st == FV_OK && commit && strcmp(tag, "COMMIT") != 0) {
+        /* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
+        set_err(err, errcap, "push commit: rolled back, a statement in the push failed");
+        st = FV_EIO;
+    }
+    if (!conn_broken(s) && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (!commit && st == FV_EBUSY) st = FV_OK;
+    return st;
+}
+
+/* ---- pull ---------------------------------------------------------------------- */
+
+static int read_change(const PGresult *r, fv__change *c, uint64_t *seq)
+{
+    memset(c, 0, sizeof *c);
+    int kind;
+    if (c_u64(r, 0, 0, seq) || c_text(r, 0, 1, c->table, sizeof c->table) ||
+        c_fixed(r, 0, 2, c->row_id, FV_ROWID_LEN) || c_text(r, 0, 3, c->field, sizeof c->field) ||
+        c_i2(r, 0, 4, &kind) || c_u64(r, 0, 8, &c->hlc) || c_u64(r, 0, 9, &c->base_hlc) ||
+        c_fixed(r, 0, 10, c->device, FV_DEVICE_LEN) || c_u64(r, 0, 11, &c->device_seq))
+        return -1;
+    switch (kind) {
+    case FV__VAL_NULL:
+        c->kind = FV__VAL_NULL;
+        return 0;
+    case FV__VAL_TEXT:
+        c->kind = FV__VAL_TEXT;
+        return c_bytes(r, 0, 5, c->data, FV_FIELD_MAX + 1, &c->len);
+    case FV__VAL_REAL:
+        c->kind = FV__VAL_REAL;
+        return c_f8(r, 0, 6, &c->real);
+    case FV__VAL_SEALED:
+        c->kind = FV__VAL_SEALED;
+        return c_bytes(r, 0, 7, c->data, sizeof c->data, &c->len);
+    default:
+        return -1;
+    }
+}
+
+/* Streams rows one at a time (libpq single-row mode), so memory stays flat
+ * whatever max is; cb therefore must not call into this handle. */
+static fv_status pull_once(pg_store *s, uint64_t cursor, uint32_t max,
+                           int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
+                           int *more, uint64_t *last_seq, char *err, size_t errcap)
+{
+    const char *what = "pull";
+    fv_status st = prepare(s, ST_PULL, what, err, errcap);
+    if (st != FV_OK) return st;
+    params p = {0};
+    p_i8(&p, cursor > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)cursor);
+    p_i8(&p, (int64_t)max + 1);
+    if (!PQsendQueryPrepared(s->conn, stmts[ST_PULL].name, p.n, p.v, p.len, p.fmt, 1) ||
+        !PQsetSingleRowMode(s->conn)) {
+        st = fail(s, NULL, what, err, errcap);
+        /* Drain whatever was sent so the connection is usable again. */
+        PGresult *r;
+        while ((r = PQgetResult(s->conn)) != NULL) PQclear(r);
+        return st;
+    }
+    uint32_t given = 0;
+    int stopped = 0;
+    PGresult *r;
+    while ((r = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs == PGRES_SINGLE_TUPLE && st == FV_OK && !stopped) {
+            uint64_t seq;
+            if (given == max) {
+                *more = 1;
+            } else if (read_change(r, &s->row, &seq) != 0) {
+                set_err(err, errcap, "%s: malformed log row in PostgreSQL", what);
+                st = FV_EIO;
+            } else {
+                given++;
+                *last_seq = seq;
+                if (cb(ctx, &s->row, seq) != 0) {
+                    stopped = 1;
+                    set_err(err, errcap, "%s: stopped by the callback", what);
+                    st = FV_EIO;
+                }
+            }
+        } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == FV_OK) {
+            st = fail(s, r, what, err, errcap);
+        }
+        PQclear(r);
+    }
+    return st;
+}
+
+static fv_status pg_pull(fvd_store *base, uint64_t cursor, uint32_t max,
+                         int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
+                         int *more, uint64_t *last_seq, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (cb == NULL || more == NULL || last_seq == NULL) {
+        set_err(err, errcap, "pull: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        *more = 0;
+        *last_seq = cursor;
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = pull_once(s, cursor, max, cb, ctx, more, last_seq, err, errcap);
+        /* Retrying after some changes were given would give them twice. */
+    } while (*last_seq == cursor && retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_head(fvd_store *base, uint64_t *seq, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (seq == NULL) {
+        set_err(err, errcap, "head: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    params none = {0};
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_HEAD, &none, &st, "head", err, errcap);
+        if (r == NULL) continue;
+        if (PQntuples(r) != 1 || c_u64(r, 0, 0, seq) != 0) {
+            set_err(err, errcap, "head: malformed log head in PostgreSQL");
+            st = FV_EIO;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+/* ---- open and close ----------------------------------------------------------- */
+
+static void pg_close(fvd_store *base)
+{
+    pg_store *s = (pg_store *)base;
+    if (s == NULL) return;
+    if (s->conn) PQfinish(s->conn); /* an open push is rolled back by the server */
+    if (s->url) {
+        sodium_memzero(s->url, strlen(s->url));
+        free(s->url);
+    }
+    free(s);
+}
+
+static const fvd_store_ops pg_ops = {
+    .backend = "postgres",
+    .close = pg_close,
+    .add_user = pg_add_user,
+    .enroll = pg_enroll,
+    .get_device = pg_get_device,
+    .touch_device = pg_touch_device,
+    .revoke_device = pg_revoke_device,
+    .list_devices = pg_list_devices,
+    .use_nonce = pg_use_nonce,
+    .push_begin = pg_push_begin,
+    .get_version = pg_get_version,
+    .append = pg_append,
+    .set_batch = pg_set_batch,
+    .push_end = pg_push_end,
+    .pull = pg_pull,
+    .head = pg_head,
+};
+
+fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap)
+{
+    if (out == NULL) {
+        set_err(err, errcap, "open PostgreSQL store: missing argument");
+        return FV_EINVAL;
+    }
+    *out = NULL;
+    if (url == NULL || *url == '\0') {
+        set_err(err, errcap, "open PostgreSQL store: no connection URL");
+        return FV_EINVAL;
+    }
+    pg_store *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->url = strdup(url)) == NULL) {
+        free(s);
+        set_err(err, errcap, "open PostgreSQL store: out of memory");
+        return FV_ENOMEM;
+    }
+    s->base.ops = &pg_ops;
+    fv_status st = connect_db(s, err, errcap);
+    if (st == FV_OK) st = create_schema(s, err, errcap);
+    if (st != FV_OK) {
+        pg_close(&s->base);
+        return st;
+    }
+    *out = &s->base;
+    return FV_OK;
+}

@@ -1,0 +1,821 @@
+/*
+ * store_sqlite.c - fvd's store of record on one SQLite file, DIR/fvd.db
+ * (see store.h for the contract of every operation).
+ *
+ * This is plain SQLite through the system library and its default VFS: the
+ * server's store of record is not a device's encrypted vault (no field
+ * keys, no vault VFS; protect it with the host's disk encryption and file
+ * permissions).  Values of protected fields arrive sealed by the devices,
+ * so the server never holds their plaintext anyway.
+ *
+ * Layout: schema; the handle and its prepared statements; row readers
+ * (every value read back is checked against its bound: the file is
+ * ours, but a damaged file must give an error, not a crash); the
+ * operations in store.h order; the open function.
+ *
+ * Concurrency: WAL mode, so readers (pulls) never wait for the writer; a
+ * busy timeout; every write that must be atomic runs in BEGIN IMMEDIATE,
+ * which takes the database's one write lock up front - that is what
+ * serialises pushes, across threads (one handle each) and across several
+ * fvd processes on the same file.  synchronous=FULL: an acknowledged push
+ * survives a power cut.
+ *
+ * Tables: users (name, role, team, code_hash, code_used); devices (enrolment
+ * order = rowid); nonces (device, nonce, seen_ms); log (seq INTEGER PRIMARY
+ * KEY = the server sequence number; rows are never deleted, so a new seq is
+ * always above every earlier one); versions ((tbl, row_id, field) -> hlc,
+ * device, base_hlc: each field's current version).  Values are stored
+ * typed - kind plus a text, real or blob (sealed) or NULL, in a column
+ * without affinity - so a pull returns exactly what was pushed.  64-bit
+ * unsigned quantities (hlc, device_seq, batch seq) are stored as their
+ * two's-complement int64; nothing compares them in SQL.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "wire.h"
+
+#define BUSY_TIMEOUT_MS 30000
+#define SCHEMA_VERSION 1
+/* Purge old nonces at most this often per handle. */
+#define NONCE_PURGE_EVERY_MS 30000
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
+    "CREATE TABLE IF NOT EXISTS users("
+    "  name TEXT PRIMARY KEY, role TEXT NOT NULL, team TEXT NOT NULL,"
+    "  code_hash BLOB NOT NULL UNIQUE, code_used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS devices("
+    "  seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, public_key BLOB NOT NULL,"
+    "  name TEXT NOT NULL, user TEXT NOT NULL REFERENCES users(name),"
+    "  revoked INTEGER NOT NULL DEFAULT 0, last_batch_seq INTEGER NOT NULL DEFAULT 0,"
+    "  last_batch_hash BLOB NOT NULL, enrolled_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS nonces("
+    "  device BLOB NOT NULL, nonce BLOB NOT NULL, seen_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(device, nonce)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS nonces_seen ON nonces(seen_ms);"
+    "CREATE TABLE IF NOT EXISTS log("
+    "  seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id BLOB NOT NULL,"
+    "  field TEXT NOT NULL, kind INTEGER NOT NULL, value, hlc INTEGER NOT NULL,"
+    "  base_hlc INTEGER NOT NULL, device BLOB NOT NULL, device_seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS versions("
+    "  tbl TEXT NOT NULL, row_id BLOB NOT NULL, field TEXT NOT NULL,"
+    "  hlc INTEGER NOT NULL, device BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
+    "  PRIMARY KEY(tbl, row_id, field)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1);";
+
+#define DEVICE_COLUMNS                                                                         \
+    "d.id, d.public_key, d.name, d.user, u.role, u.team, d.revoked, d.last_batch_seq, "       \
+    "d.last_batch_hash, d.enrolled_ms, d.last_seen_ms FROM devices d JOIN users u ON "        \
+    "u.name = d.user"
+
+enum {
+    S_USER_ADD,
+    S_CODE_FIND,
+    S_CODE_USE,
+    S_DEV_EXISTS,
+    S_DEV_ADD,
+    S_DEV_GET,
+    S_DEV_TOUCH,
+    S_DEV_REVOKE,
+    S_DEV_LIST,
+    S_NONCE_PURGE,
+    S_NONCE_ADD,
+    S_VER_GET,
+    S_VER_PUT,
+    S_LOG_ADD,
+    S_BATCH_SET,
+    S_PULL,
+    S_HEAD,
+    S_COUNT
+};
+
+static const char *const SQL[S_COUNT] = {
+    [S_USER_ADD] = "INSERT INTO users(name, role, team, code_hash, code_used) "
+                   "VALUES(?1, ?2, ?3, ?4, 0)",
+    [S_CODE_FIND] = "SELECT name, role, team FROM users WHERE code_hash = ?1 AND code_used = 0",
+    [S_CODE_USE] = "UPDATE users SET code_used = 1 WHERE name = ?1",
+    [S_DEV_EXISTS] = "SELECT 1 FROM devices WHERE id = ?1",
+    [S_DEV_ADD] = "INSERT INTO devices(id, public_key, name, user, revoked, last_batch_seq, "
+                  "last_batch_hash, enrolled_ms, last_seen_ms) "
+                  "VALUES(?1, ?2, ?3, ?4, 0, 0, zeroblob(32), ?5, 0)",
+    [S_DEV_GET] = "SELECT " DEVICE_COLUMNS " WHERE d.id = ?1",
+    [S_DEV_TOUCH] = "UPDATE devices SET last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1",
+    [S_DEV_REVOKE] = "UPDATE devices SET revoked = 1 WHERE id = ?1",
+    [S_DEV_LIST] = "SELECT " DEVICE_COLUMNS " ORDER BY d.seq",
+    [S_NONCE_PURGE] = "DELETE FROM nonces WHERE seen_ms < ?1",
+    [S_NONCE_ADD] = "INSERT INTO nonces(device, nonce, seen_ms) VALUES(?1, ?2, ?3) "
+                    "ON CONFLICT DO NOTHING",
+    [S_VER_GET] = "SELECT hlc, device, base_hlc FROM versions "
+                  "WHERE tbl = ?1 AND row_id = ?2 AND field = ?3",
+    [S_VER_PUT] = "INSERT INTO versions(tbl, row_id, field, hlc, device, base_hlc) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tbl, row_id, field) DO UPDATE "
+                  "SET hlc = excluded.hlc, device = excluded.device, "
+                  "base_hlc = excluded.base_hlc",
+    [S_LOG_ADD] = "INSERT INTO log(tbl, row_id, field, kind, value, hlc, base_hlc, device, "
+                  "device_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_BATCH_SET] = "UPDATE devices SET last_batch_seq = ?2, last_batch_hash = ?3 WHERE id = ?1",
+    [S_PULL] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
+               "FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [S_HEAD] = "SELECT coalesce(max(seq), 0) FROM log",
+};
+
+typedef struct sq_store {
+    fvd_store base;
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    int in_push;          /* between push_begin and push_end */
+    int64_t last_purge_ms;
+    fv__change ch;        /* pull's row, handed to the callback */
+} sq_store;
+
+/* ---- Errors and statements ---- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SQ_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SQ_PRINTF(fmt, args)
+#endif
+
+SQ_PRINTF(4, 5)
+static fv_status fail(char *err, size_t errcap, fv_status st, const char *fmt, ...)
+{
+    if (err != NULL && errcap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errcap, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* A failed SQLite call: busy (another writer held the lock past the busy
+ * timeout) is FV_EBUSY, anything else FV_EIO; the message keeps SQLite's. */
+static fv_status sqfail(sq_store *q, int rc, const char *what, char *err, size_t errcap)
+{
+    int prim = rc & 0xff;
+    fv_status st = (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) ? FV_EBUSY : FV_EIO;
+    return fail(err, errcap, st, "sqlite store: %s: %s (%d)", what, sqlite3_errmsg(q->db), rc);
+}
+
+/* Statement i, reset and unbound, ready for binding. */
+static sqlite3_stmt *stmt(sq_store *q, int i)
+{
+    sqlite3_stmt *s = q->st[i];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static void done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+}
+
+static fv_status exec(sq_store *q, const char *sql, const char *what, char *err, size_t errcap)
+{
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? FV_OK : sqfail(q, rc, what, err, errcap);
+}
+
+static void rollback(sq_store *q)
+{
+    /* Nothing to report: if the transaction is already gone this fails
+     * harmlessly. */
+    (void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int bind_blob(sqlite3_stmt *s, int i, const void *b, size_t n)
+{
+    return sqlite3_bind_blob(s, i, b, (int)n, SQLITE_TRANSIENT);
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *t)
+{
+    return sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
+}
+
+static int bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+    return sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+}
+
+/* ---- Row readers ---- */
+
+/* Column col as a blob of exactly n bytes into out: 0, or -1. */
+static int col_blob(sqlite3_stmt *s, int col, unsigned char *out, size_t n)
+{
+    if (sqlite3_column_type(s, col) != SQLITE_BLOB) return -1;
+    const void *b = sqlite3_column_blob(s, col);
+    if ((size_t)sqlite3_column_bytes(s, col) != n || b == NULL) return -1;
+    memcpy(out, b, n);
+    return 0;
+}
+
+/* Column col as text of at most cap - 1 bytes, NUL-terminated: 0, or -1. */
+static int col_text(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    if (sqlite3_column_type(s, col) != SQLITE_TEXT) return -1;
+    const unsigned char *t = sqlite3_column_text(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (t == NULL || n >= cap) return -1;
+    memcpy(out, t, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static uint64_t col_u64(sqlite3_stmt *s, int col)
+{
+    return (uint64_t)sqlite3_column_int64(s, col);
+}
+
+/* A DEVICE_COLUMNS row: 0, or -1 if a column is out of its bounds. */
+static int read_device(sqlite3_stmt *s, fvd_device *d)
+{
+    memset(d, 0, sizeof *d);
+    if (col_blob(s, 0, d->id, sizeof d->id) != 0 ||
+        col_blob(s, 1, d->public_key, sizeof d->public_key) != 0 ||
+        col_text(s, 2, d->name, sizeof d->name) != 0 ||
+        col_text(s, 3, d->user, sizeof d->user) != 0 ||
+        col_text(s, 4, d->role, sizeof d->role) != 0 ||
+        col_text(s, 5, d->team, sizeof d->team) != 0 ||
+        col_blob(s, 8, d->last_batch_hash, sizeof d->last_batch_hash) != 0)
+        return -1;
+    d->revoked = sqlite3_column_int64(s, 6) != 0;
+    d->last_batch_seq = col_u64(s, 7);
+    d->enrolled_ms = sqlite3_column_int64(s, 9);
+    d->last_seen_ms = sqlite3_column_int64(s, 10);
+    return 0;
+}
+
+/* An S_PULL row into *c: 0, or -1 if out of bounds. */
+static int read_change(sqlite3_stmt *s, fv__change *c)
+{
+    memset(c, 0, offsetof(fv__change, data));
+    c->data[0] = '\0';
+    if (col_text(s, 1, c->table, sizeof c->table) != 0 ||
+        col_blob(s, 2, c->row_id, sizeof c->row_id) != 0 ||
+        col_text(s, 3, c->field, sizeof c->field) != 0 ||
+        col_blob(s, 8, c->device, sizeof c->device) != 0)
+        return -1;
+    c->hlc = col_u64(s, 6);
+    c->base_hlc = col_u64(s, 7);
+    c->device_seq = col_u64(s, 9);
+    int type = sqlite3_column_type(s, 5);
+    switch (sqlite3_column_int64(s, 4)) {
+    case FV__VAL_NULL:
+        c->kind = FV__VAL_NULL;
+        return type == SQLITE_NULL ? 0 : -1;
+    case FV__VAL_REAL:
+        c->kind = FV__VAL_REAL;
+        if (type != SQLITE_FLOAT) return -1;
+        c->real = sqlite3_column_double(s, 5);
+        return 0;
+    case FV__VAL_TEXT: {
+        c->kind = FV__VAL_TEXT;
+        if (type != SQLITE_TEXT) return -1;
+        const unsigned char *t = sqlite3_column_text(s, 5);
+        size_t n = (size_t)sqlite3_column_bytes(s, 5);
+        if (t == NULL || n > FV_FIELD_MAX) return -1;
+        memcpy(c->data, t, n);
+        c->data[n] = '\0';
+        c->len = n;
+        return 0;
+    }
+    case FV__VAL_SEALED: {
+        c->kind = FV__VAL_SEALED;
+        if (type != SQLITE_BLOB) return -1;
+        const void *b = sqlite3_column_blob(s, 5);
+        size_t n = (size_t)sqlite3_column_bytes(s, 5);
+        if (n > FV_SEALED_MAX || (b == NULL && n > 0)) return -1;
+        if (n > 0) memcpy(c->data, b, n);
+        c->len = n;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Bind the value of c at parameter i (kind at i - 1 is the caller's). */
+static int bind_value(sqlite3_stmt *s, int i, const fv__change *c)
+{
+    switch (c->kind) {
+    case FV__VAL_TEXT:
+        return sqlite3_bind_text(s, i, (const char *)c->data, (int)c->len, SQLITE_TRANSIENT);
+    case FV__VAL_REAL:
+        return sqlite3_bind_double(s, i, c->real);
+    case FV__VAL_SEALED:
+        /* a zero-length blob must stay a blob, not become NULL */
+        return c->len == 0 ? sqlite3_bind_zeroblob(s, i, 0) : bind_blob(s, i, c->data, c->len);
+    case FV__VAL_NULL:
+        return sqlite3_bind_null(s, i);
+    }
+    return SQLITE_MISUSE;
+}
+
+/* ---- Users, enrolment, devices ---- */
+
+static int name_ok(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    return n > 0 && n <= max;
+}
+
+static void sq_close(fvd_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    if (q == NULL) return;
+    if (q->in_push) rollback(q);
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(q->st[i]);
+    sqlite3_close_v2(q->db);
+    free(q);
+}
+
+static fv_status sq_add_user(fvd_store *s, const fvd_user *u, const unsigned char code_hash[32],
+                             char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (u == NULL || code_hash == NULL || !name_ok(u->name, FVD_NAME_MAX) ||
+        !name_ok(u->role, FVD_ROLE_MAX) || strnlen(u->team, FVD_NAME_MAX + 1) > FVD_NAME_MAX)
+        return fail(err, errcap, FV_EINVAL, "add user: bad name, role or team");
+    sqlite3_stmt *st = stmt(q, S_USER_ADD);
+    bind_text(st, 1, u->name);
+    bind_text(st, 2, u->role);
+    bind_text(st, 3, u->team);
+    bind_blob(st, 4, code_hash, 32);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc == SQLITE_DONE) return FV_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return fail(err, errcap, FV_EEXIST, "a user named '%s' exists already", u->name);
+    return sqfail(q, rc, "adding a user", err, errcap);
+}
+
+static fv_status sq_enroll(fvd_store *s, const unsigned char code_hash[32],
+                           const unsigned char id[FV_DEVICE_LEN],
+                           const unsigned char public_key[32], const char *device_name,
+                           int64_t now_ms, fvd_device *out, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (code_hash == NULL || id == NULL || public_key == NULL || out == NULL)
+        return fail(err, errcap, FV_EINVAL, "enroll: missing argument");
+    if (device_name == NULL) device_name = "";
+    if (strnlen(device_name, FVD_NAME_MAX + 1) > FVD_NAME_MAX)
+        return fail(err, errcap, FV_EINVAL, "enroll: device name over %d bytes", FVD_NAME_MAX);
+    if (q->in_push) return fail(err, errcap, FV_EINVAL, "enroll: a push is open on this handle");
+    /* One write transaction: of two devices racing with one code, the
+     * second finds it used. */
+    fv_status st = exec(q, "BEGIN IMMEDIATE", "enroll: begin", err, errcap);
+    if (st != FV_OK) return st;
+    fvd_device d;
+    memset(&d, 0, sizeof d);
+    sqlite3_stmt *f = stmt(q, S_CODE_FIND);
+    bind_blob(f, 1, code_hash, 32);
+    int rc = sqlite3_step(f);
+    if (rc == SQLITE_ROW) {
+        if (col_text(f, 0, d.user, sizeof d.user) != 0 ||
+            col_text(f, 1, d.role, sizeof d.role) != 0 ||
+            col_text(f, 2, d.team, sizeof d.team) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a users row is out of bounds");
+    } else if (rc == SQLITE_DONE) {
+        st = fail(err, errcap, FV_ENOTFOUND, "unknown or already used enrolment code");
+    } else {
+        st = sqfail(q, rc, "enroll: finding the code", err, errcap);
+    }
+    done(f);
+    if (st == FV_OK) {
+        sqlite3_stmt *e = stmt(q, S_DEV_EXISTS);
+        bind_blob(e, 1, id, FV_DEVICE_LEN);
+        rc = sqlite3_step(e);
+        done(e);
+        if (rc == SQLITE_ROW) st = fail(err, errcap, FV_EEXIST, "the device id is enrolled already");
+        else if (rc != SQLITE_DONE) st = sqfail(q, rc, "enroll: checking the id", err, errcap);
+    }
+    if (st == FV_OK) {
+        sqlite3_stmt *u = stmt(q, S_CODE_USE);
+        bind_text(u, 1, d.user);
+        rc = sqlite3_step(u);
+        done(u);
+        if (rc != SQLITE_DONE) st = sqfail(q, rc, "enroll: using the code", err, errcap);
+    }
+    if (st == FV_OK) {
+        sqlite3_stmt *a = stmt(q, S_DEV_ADD);
+        bind_blob(a, 1, id, FV_DEVICE_LEN);
+        bind_blob(a, 2, public_key, 32);
+        bind_text(a, 3, device_name);
+        bind_text(a, 4, d.user);
+        sqlite3_bind_int64(a, 5, now_ms);
+        rc = sqlite3_step(a);
+        done(a);
+        if (rc != SQLITE_DONE) st = sqfail(q, rc, "enroll: adding the device", err, errcap);
+    }
+    if (st == FV_OK) st = exec(q, "COMMIT", "enroll: commit", err, errcap);
+    if (st != FV_OK) {
+        rollback(q);
+        return st;
+    }
+    memcpy(d.id, id, FV_DEVICE_LEN);
+    memcpy(d.public_key, public_key, 32);
+    snprintf(d.name, sizeof d.name, "%s", device_name);
+    d.enrolled_ms = now_ms;
+    *out = d;
+    return FV_OK;
+}
+
+static fv_status sq_get_device(fvd_store *s, const unsigned char id[FV_DEVICE_LEN],
+                               fvd_device *out, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (id == NULL || out == NULL) return fail(err, errcap, FV_EINVAL, "get device: no id");
+    sqlite3_stmt *g = stmt(q, S_DEV_GET);
+    bind_blob(g, 1, id, FV_DEVICE_LEN);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (read_device(g, out) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a devices row is out of bounds");
+    } else if (rc == SQLITE_DONE) {
+        st = fail(err, errcap, FV_ENOTFOUND, "unknown device");
+    } else {
+        st = sqfail(q, rc, "reading a device", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+/* Run a one-row UPDATE keyed by device id (bound at 1) whose other
+ * parameters the caller bound: FV_ENOTFOUND if no such device. */
+static fv_status update_device(sq_store *q, sqlite3_stmt *u, const char *what, char *err,
+                               size_t errcap)
+{
+    int rc = sqlite3_step(u);
+    done(u);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, what, err, errcap);
+    if (sqlite3_changes(q->db) == 0) return fail(err, errcap, FV_ENOTFOUND, "unknown device");
+    return FV_OK;
+}
+
+static fv_status sq_touch_device(fvd_store *s, const unsigned char id[FV_DEVICE_LEN],
+                                 int64_t now_ms, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (id == NULL) return fail(err, errcap, FV_EINVAL, "touch device: no id");
+    sqlite3_stmt *u = stmt(q, S_DEV_TOUCH);
+    bind_blob(u, 1, id, FV_DEVICE_LEN);
+    sqlite3_bind_int64(u, 2, now_ms);
+    return update_device(q, u, "touching a device", err, errcap);
+}
+
+static fv_status sq_revoke_device(fvd_store *s, const unsigned char id[FV_DEVICE_LEN],
+                                  char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (id == NULL) return fail(err, errcap, FV_EINVAL, "revoke device: no id");
+    sqlite3_stmt *u = stmt(q, S_DEV_REVOKE);
+    bind_blob(u, 1, id, FV_DEVICE_LEN);
+    return update_device(q, u, "revoking a device", err, errcap);
+}
+
+static fv_status sq_list_devices(fvd_store *s, int (*cb)(void *ctx, const fvd_device *d),
+                                 void *ctx, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (cb == NULL) return fail(err, errcap, FV_EINVAL, "list devices: no callback");
+    sqlite3_stmt *l = stmt(q, S_DEV_LIST);
+    fv_status st = FV_OK;
+    for (;;) {
+        int rc = sqlite3_step(l);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            st = sqfail(q, rc, "listing devices", err, errcap);
+            break;
+        }
+        fvd_device d;
+        if (read_device(l, &d) != 0) {
+            st = fail(err, errcap, FV_EIO, "sqlite store: a devices row is out of bounds");
+            break;
+        }
+        if (cb(ctx, &d) != 0) break;
+    }
+    done(l);
+    return st;
+}
+
+/* ---- Replay protection ---- */
+
+static fv_status sq_use_nonce(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                              const unsigned char nonce[16], int64_t now_ms, int64_t window_ms,
+                              int *replay, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (device == NULL || nonce == NULL || replay == NULL || window_ms < 0)
+        return fail(err, errcap, FV_EINVAL, "use nonce: bad argument");
+    if (q->in_push) return fail(err, errcap, FV_EINVAL, "use nonce: a push is open");
+    *replay = 0;
+    fv_status st = exec(q, "BEGIN IMMEDIATE", "nonce: begin", err, errcap);
+    if (st != FV_OK) return st;
+    int rc = SQLITE_DONE;
+    if (now_ms - q->last_purge_ms >= NONCE_PURGE_EVERY_MS || now_ms < q->last_purge_ms) {
+        sqlite3_stmt *p = stmt(q, S_NONCE_PURGE);
+        sqlite3_bind_int64(p, 1, now_ms - window_ms);
+        rc = sqlite3_step(p);
+        done(p);
+        if (rc != SQLITE_DONE) st = sqfail(q, rc, "purging nonces", err, errcap);
+        else q->last_purge_ms = now_ms;
+    }
+    if (st == FV_OK) {
+        sqlite3_stmt *a = stmt(q, S_NONCE_ADD);
+        bind_blob(a, 1, device, FV_DEVICE_LEN);
+        bind_blob(a, 2, nonce, 16);
+        sqlite3_bind_int64(a, 3, now_ms);
+        rc = sqlite3_step(a);
+        done(a);
+        if (rc != SQLITE_DONE) st = sqfail(q, rc, "recording a nonce", err, errcap);
+        else *replay = sqlite3_changes(q->db) == 0;
+    }
+    if (st == FV_OK) st = exec(q, "COMMIT", "nonce: commit", err, errcap);
+    if (st != FV_OK) {
+        rollback(q);
+        *replay = 0;
+    }
+    return st;
+}
+
+/* ---- Push ---- */
+
+static fv_status sq_push_begin(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                               fvd_device *dev, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (device == NULL || dev == NULL) return fail(err, errcap, FV_EINVAL, "push: no device");
+    if (q->in_push) return fail(err, errcap, FV_EINVAL, "push: already open on this handle");
+    fv_status st = exec(q, "BEGIN IMMEDIATE", "push: begin", err, errcap);
+    if (st != FV_OK) return st;
+    st = sq_get_device(s, device, dev, err, errcap);
+    if (st != FV_OK) {
+        rollback(q);
+        return st;
+    }
+    q->in_push = 1;
+    return FV_OK;
+}
+
+static fv_status sq_get_version(fvd_store *s, const fv__change *c, fv__ver *v, int *found,
+                                char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (c == NULL || v == NULL || found == NULL)
+        return fail(err, errcap, FV_EINVAL, "get version: bad argument");
+    *found = 0;
+    sqlite3_stmt *g = stmt(q, S_VER_GET);
+    bind_text(g, 1, c->table);
+    bind_blob(g, 2, c->row_id, FV_ROWID_LEN);
+    bind_text(g, 3, c->field);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        memset(v, 0, sizeof *v);
+        v->hlc = col_u64(g, 0);
+        v->base_hlc = col_u64(g, 2);
+        if (col_blob(g, 1, v->device, sizeof v->device) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a versions row is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a version", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+static fv_status sq_append(fvd_store *s, const fv__change *c, uint64_t *server_seq, char *err,
+                           size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (!q->in_push) return fail(err, errcap, FV_EINVAL, "append outside a push");
+    if (c == NULL || server_seq == NULL)
+        return fail(err, errcap, FV_EINVAL, "append: bad argument");
+    char why[160];
+    if (fv__wire_check_change(c, why, sizeof why) != FV_OK)
+        return fail(err, errcap, FV_EINVAL, "append: %s", why);
+    sqlite3_stmt *a = stmt(q, S_LOG_ADD);
+    bind_text(a, 1, c->table);
+    bind_blob(a, 2, c->row_id, FV_ROWID_LEN);
+    bind_text(a, 3, c->field);
+    sqlite3_bind_int(a, 4, (int)c->kind);
+    bind_value(a, 5, c);
+    bind_u64(a, 6, c->hlc);
+    bind_u64(a, 7, c->base_hlc);
+    bind_blob(a, 8, c->device, FV_DEVICE_LEN);
+    bind_u64(a, 9, c->device_seq);
+    int rc = sqlite3_step(a);
+    done(a);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, "appending to the log", err, errcap);
+    *server_seq = (uint64_t)sqlite3_last_insert_rowid(q->db);
+    sqlite3_stmt *v = stmt(q, S_VER_PUT);
+    bind_text(v, 1, c->table);
+    bind_blob(v, 2, c->row_id, FV_ROWID_LEN);
+    bind_text(v, 3, c->field);
+    bind_u64(v, 4, c->hlc);
+    bind_blob(v, 5, c->device, FV_DEVICE_LEN);
+    bind_u64(v, 6, c->base_hlc);
+    rc = sqlite3_step(v);
+    done(v);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, "recording a version", err, errcap);
+    return FV_OK;
+}
+
+static fv_status sq_set_batch(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                              uint64_t seq, const unsigned char hash[32], char *err,
+                              size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (!q->in_push) return fail(err, errcap, FV_EINVAL, "set batch outside a push");
+    if (device == NULL || hash == NULL) return fail(err, errcap, FV_EINVAL, "set batch: bad argument");
+    sqlite3_stmt *u = stmt(q, S_BATCH_SET);
+    bind_blob(u, 1, device, FV_DEVICE_LEN);
+    bind_u64(u, 2, seq);
+    bind_blob(u, 3, hash, 32);
+    return update_device(q, u, "recording the batch", err, errcap);
+}
+
+static fv_status sq_push_end(fvd_store *s, int commit, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (!q->in_push) return fail(err, errcap, FV_EINVAL, "push end without a push");
+    q->in_push = 0;
+    if (!commit) {
+        rollback(q);
+        return FV_OK;
+    }
+    fv_status st = exec(q, "COMMIT", "push: commit", err, errcap);
+    if (st != FV_OK) rollback(q); /* nothing of the push is stored */
+    return st;
+}
+
+/* ---- Pull ---- */
+
+static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
+                         int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
+                         int *more, uint64_t *last_seq, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (cb == NULL || more == NULL || last_seq == NULL)
+        return fail(err, errcap, FV_EINVAL, "pull: bad argument");
+    *more = 0;
+    *last_seq = cursor;
+    /* No sequence number is that large (they are positive int64s). */
+    if (cursor > (uint64_t)INT64_MAX) return FV_OK;
+    sqlite3_stmt *p = stmt(q, S_PULL);
+    sqlite3_bind_int64(p, 1, (sqlite3_int64)cursor);
+    sqlite3_bind_int64(p, 2, (sqlite3_int64)max + 1); /* one more: is there more? */
+    fv_status st = FV_OK;
+    uint32_t n = 0;
+    for (;;) {
+        int rc = sqlite3_step(p);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            st = sqfail(q, rc, "reading the log", err, errcap);
+            break;
+        }
+        if (n == max) {
+            *more = 1;
+            break;
+        }
+        uint64_t seq = col_u64(p, 0);
+        if (read_change(p, &q->ch) != 0) {
+            st = fail(err, errcap, FV_EIO, "sqlite store: log row %llu is out of bounds",
+                      (unsigned long long)seq);
+            break;
+        }
+        if (cb(ctx, &q->ch, seq) != 0) {
+            st = fail(err, errcap, FV_EIO, "pull: the callback stopped at log row %llu",
+                      (unsigned long long)seq);
+            break;
+        }
+        *last_seq = seq;
+        n++;
+    }
+    done(p);
+    if (st != FV_OK) *more = 0;
+    return st;
+}
+
+static fv_status sq_head(fvd_store *s, uint64_t *seq, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (seq == NULL) return fail(err, errcap, FV_EINVAL, "head: bad argument");
+    sqlite3_stmt *h = stmt(q, S_HEAD);
+    int rc = sqlite3_step(h);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) *seq = col_u64(h, 0);
+    else st = sqfail(q, rc, "reading the head", err, errcap);
+    done(h);
+    return st;
+}
+
+static const fvd_store_ops sqlite_ops = {
+    "sqlite",          sq_close,      sq_add_user,     sq_enroll,     sq_get_device,
+    sq_touch_device,   sq_revoke_device, sq_list_devices, sq_use_nonce, sq_push_begin,
+    sq_get_version,    sq_append,     sq_set_batch,    sq_push_end,   sq_pull,
+    sq_head,
+};
+
+/* ---- Open ---- */
+
+/* mkdir -p dir, mode 0700 for what it creates. */
+static int make_dirs(const char *dir)
+{
+    size_t n = strlen(dir);
+    char *p = malloc(n + 1);
+    if (p == NULL) return -1;
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        p[i] = c;
+    }
+    free(p);
+    struct stat sb;
+    return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
+}
+
+fv_status fvd_store_open_sqlite(const char *dir, fvd_store **out, char *err, size_t errcap)
+{
+    if (out == NULL) return fail(err, errcap, FV_EINVAL, "no output handle");
+    *out = NULL;
+    if (dir == NULL || dir[0] == '\0') return fail(err, errcap, FV_EINVAL, "no data directory");
+    if (make_dirs(dir) != 0)
+        return fail(err, errcap, FV_EIO, "cannot create the data directory %s: %s", dir,
+                    strerror(errno));
+    sq_store *q = calloc(1, sizeof *q);
+    if (q == NULL) return fail(err, errcap, FV_ENOMEM, "out of memory");
+    q->base.ops = &sqlite_ops;
+    size_t plen = strlen(dir) + sizeof "/fvd.db";
+    char *path = malloc(plen);
+    if (path == NULL) {
+        free(q);
+        return fail(err, errcap, FV_ENOMEM, "out of memory");
+    }
+    snprintf(path, plen, "%s/fvd.db", dir);
+    int rc = sqlite3_open_v2(path, &q->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    fv_status st = FV_OK;
+    if (rc != SQLITE_OK) {
+        st = fail(err, errcap, FV_EIO, "cannot open %s: %s", path,
+                  q->db != NULL ? sqlite3_errmsg(q->db) : "out of memory");
+    }
+    free(path);
+    if (st == FV_OK) {
+        sqlite3_extended_result_codes(q->db, 1);
+        sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+        st = exec(q, "PRAGMA journal_mode=WAL", "setting WAL mode", err, errcap);
+    }
+    if (st == FV_OK) st = exec(q, "PRAGMA synchronous=FULL", "setting synchronous", err, errcap);
+    if (st == FV_OK) st = exec(q, "PRAGMA foreign_keys=ON", "setting foreign keys", err, errcap);
+    /* Idempotent and in one write transaction: safe when several fvd
+     * processes start on one file at once. */
+    if (st == FV_OK) st = exec(q, "BEGIN IMMEDIATE", "creating the schema", err, errcap);
+    if (st == FV_OK) {
+        st = exec(q, SCHEMA, "creating the schema", err, errcap);
+        if (st == FV_OK) st = exec(q, "COMMIT", "creating the schema", err, errcap);
+        if (st != FV_OK) rollback(q);
+    }
+    if (st == FV_OK) {
+        sqlite3_stmt *v = NULL;
+        rc = sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &v,
+                                NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_step(v);
+        if (rc != SQLITE_ROW) st = sqfail(q, rc, "reading the schema version", err, errcap);
+        else if (sqlite3_column_int64(v, 0) != SCHEMA_VERSION)
+            st = fail(err, errcap, FV_EIO, "the store's schema version is %lld; this fvd "
+                      "knows %d", (long long)sqlite3_column_int64(v, 0), SCHEMA_VERSION);
+        sqlite3_finalize(v);
+    }
+    for (int i = 0; st == FV_OK && i < S_COUNT; i++) {
+        rc = sqlite3_prepare_v3(q->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
+        if (rc != SQLITE_OK) st = sqfail(q, rc, "preparing a statement", err, errcap);
+    }
+    if (st != FV_OK) {
+        sq_close(&q->base);
+        return st;
+    }
+    *out = &q->base;
+    return FV_OK;
+}

@@ -1,0 +1,1375 @@
+/*
+ * test_server_store.c - fvd's store of record (server/store.h): one
+ * behavioural suite, run on both backends (SQLite in a temp dir, PostgreSQL
+ * in a fresh database of a throwaway cluster, tests/pgutil.h), each test on
+ * a store of its own:
+ *
+ *  - users and enrolment: a code works once, two threads racing with one
+ *    code on two handles -> exactly one wins, unknown codes, duplicate
+ *    device ids (the code is then not consumed), bad arguments;
+ *  - devices: get, touch, revoke (twice), list in enrolment order;
+ *  - nonces: replays detected, devices independent, expired entries free;
+ *  - push transactions: get_version / append / set_batch / commit; a
+ *    rollback leaves nothing; server sequence numbers gapless and in order;
+ *  - pull: cursor, max, more, last_seq, exact values of every kind; head.
+ *
+ * PostgreSQL only: two handles (two fvd processes) pushing from two threads
+ * while a third pulls -> every change lands, sequence numbers are unique
+ * and a puller never skips one; several processes creating the schema at
+ * once; reconnecting after the server drops the connection (and a push cut
+ * by it stores nothing); purge of old nonces; misuse; a URL's password
+ * never in a message.
+ *
+ * FV_STORE_BACKENDS=sqlite or =postgres runs one backend only.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "pgutil.h"
+#include "store.h"
+#include "testutil.h"
+
+/* ---- backends and fixtures ------------------------------------------------ */
+
+typedef struct backend backend;
+
+typedef struct fixture {
+    const backend *be;
+    fvd_store *s;
+    char *dir;      /* SQLite: the store's directory */
+    char url[256];  /* PostgreSQL: the test's own database */
+} fixture;
+
+struct backend {
+    const char *name;
+    /* Make a fresh empty store location for f (dir or database). */
+    int (*create)(fixture *f);
+    /* Open (another) handle on f's store. */
+    fv_status (*open)(const fixture *f, fvd_store **out, char *err, size_t errcap);
+    void (*destroy)(fixture *f);
+};
+
+static pgu_cluster cluster;
+static int cluster_up;
+
+static int sqlite_create(fixture *f)
+{
+    f->dir = tu_mkdtemp("fvdstore");
+    return 0;
+}
+
+static fv_status sqlite_open(const fixture *f, fvd_store **out, char *err, size_t errcap)
+{
+    return fvd_store_open_sqlite(f->dir, out, err, errcap);
+}
+
+static void sqlite_destroy(fixture *f)
+{
+    if (f->dir) tu_rmtree(f->dir);
+    free(f->dir);
+    f->dir = NULL;
+}
+
+static int pg_create(fixture *f)
+{
+    static int counter;
+    char name[64];
+    if (!cluster_up) return -1;
+    snprintf(name, sizeof name, "t%d_%d", (int)getpid(), ++counter);
+    return pgu_new_database(&cluster, name, f->url, sizeof f->url);
+}
+
+static fv_status pg_open(const fixture *f, fvd_store **out, char *err, size_t errcap)
+{
+    return fvd_store_open_pg(f->url, out, err, errcap);
+}
+
+static void pg_destroy(fixture *f)
+{
+    (void)f; /* the cluster goes at the end of the group */
+}
+
+static const backend sqlite_backend = {"sqlite", sqlite_create, sqlite_open, sqlite_destroy};
+static const backend pg_backend = {"postgres", pg_create, pg_open, pg_destroy};
+
+#define CHECK(expected, call)                                                            \
+    do {                                                                                 \
+        err[0] = '\0';                                                                   \
+        fv_status st_ = (call);                                                          \
+        if (st_ != (expected))                                                           \
+            fprintf(stderr, "%s:%d: %s\n  -> %s, expected %s: %s\n", __FILE__, __LINE__, \
+                    #call, fv_status_str(st_), fv_status_str(expected), err);            \
+        assert_int_equal(st_, (expected));                                               \
+    } while (0)
+#define E err, sizeof err
+
+static fvd_store *open_handle(const fixture *f)
+{
+    char err[512];
+    fvd_store *s = NULL;
+    CHECK(FV_OK, f->be->open(f, &s, E));
+    assert_non_null(s);
+    return s;
+}
+
+static int setup_store(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->be = *state;
+    if (f->be->create(f) != 0) {
+        fprintf(stderr, "cannot create a %s store\n", f->be->name);
+        free(f);
+        return -1;
+    }
+    f->s = open_handle(f);
+    assert_string_equal(f->s->ops->backend, f->be->name);
+    *state = f;
+    return 0;
+}
+
+static int teardown_store(void **state)
+{
+    fixture *f = *state;
+    if (f->s) f->s->ops->close(f->s);
+    f->be->destroy(f);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void code_hash(const char *code, unsigned char out[32])
+{
+    crypto_generichash(out, 32, (const unsigned char *)code, strlen(code), NULL, 0);
+}
+
+static void make_id(unsigned char id[16], unsigned n)
+{
+    memset(id, 0, 16);
+    id[0] = 0xd5;
+    id[12] = (unsigned char)(n >> 24);
+    id[13] = (unsigned char)(n >> 16);
+    id[14] = (unsigned char)(n >> 8);
+    id[15] = (unsigned char)n;
+}
+
+static void make_key(unsigned char pk[32], unsigned n)
+{
+    for (int i = 0; i < 32; i++) pk[i] = (unsigned char)(n * 31u + (unsigned)i);
+}
+
+static void add_user(fvd_store *s, const char *name, const char *role, const char *team,
+                     const char *code)
+{
+    char err[512];
+    fvd_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    snprintf(u.role, sizeof u.role, "%s", role);
+    snprintf(u.team, sizeof u.team, "%s", team);
+    unsigned char h[32];
+    code_hash(code, h);
+    CHECK(FV_OK, s->ops->add_user(s, &u, h, E));
+}
+
+static fv_status enrol(fvd_store *s, const char *code, unsigned dev, const char *name,
+                       int64_t now, fvd_device *out, char *err, size_t errcap)
+{
+    unsigned char h[32], id[16], pk[32];
+    code_hash(code, h);
+    make_id(id, dev);
+    make_key(pk, dev);
+    fvd_device scratch;
+    return s->ops->enroll(s, h, id, pk, name, now, out ? out : &scratch, err, errcap);
+}
+
+/* A user with one enrolled device (id dev). */
+static void user_with_device(fvd_store *s, const char *user, unsigned dev)
+{
+    char err[512], code[64];
+    snprintf(code, sizeof code, "code-%s-%u", user, dev);
+    add_user(s, user, "rep", "north", code);
+    CHECK(FV_OK, enrol(s, code, dev, "phone", 1000, NULL, E));
+}
+
+static void mk_change(fv__change *c, const char *table, unsigned row, const char *field,
+                      unsigned dev, uint64_t hlc, uint64_t base, uint64_t dseq)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->table, sizeof c->table, "%s", table);
+    snprintf(c->field, sizeof c->field, "%s", field);
+    make_id(c->row_id, row);
+    c->row_id[0] = 0x01;
+    make_id(c->device, dev);
+    c->hlc = hlc;
+    c->base_hlc = base;
+    c->device_seq = dseq;
+    c->kind = FV__VAL_NULL;
+}
+
+static void set_text(fv__change *c, const char *text)
+{
+    c->kind = FV__VAL_TEXT;
+    c->len = strlen(text);
+    memcpy(c->data, text, c->len + 1);
+}
+
+static void assert_change_equal(const fv__change *a, const fv__change *b)
+{
+    assert_string_equal(a->table, b->table);
+    assert_string_equal(a->field, b->field);
+    assert_memory_equal(a->row_id, b->row_id, FV_ROWID_LEN);
+    assert_memory_equal(a->device, b->device, FV_DEVICE_LEN);
+    assert_true(a->hlc == b->hlc);
+    assert_true(a->base_hlc == b->base_hlc);
+    assert_true(a->device_seq == b->device_seq);
+    assert_int_equal(a->kind, b->kind);
+    switch (a->kind) {
+    case FV__VAL_TEXT:
+        assert_int_equal(a->len, b->len);
+        assert_memory_equal(a->data, b->data, a->len);
+        assert_int_equal(b->data[b->len], 0); /* NUL-terminated */
+        break;
+    case FV__VAL_SEALED:
+        assert_int_equal(a->len, b->len);
+        assert_memory_equal(a->data, b->data, a->len);
+        break;
+    case FV__VAL_REAL:
+        assert_memory_equal(&a->real, &b->real, sizeof a->real); /* bit for bit */
+        break;
+    default:
+        break;
+    }
+}
+
+/* One committed push of n changes by device dev; seqs get their numbers. */
+static void push(fvd_store *s, unsigned dev, const fv__change *cs, size_t n, uint64_t batch,
+                 uint64_t *seqs)
+{
+    char err[512];
+    unsigned char id[16], hash[32];
+    fvd_device d;
+    make_id(id, dev);
+    memset(hash, (int)batch, sizeof hash);
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = 0;
+        CHECK(FV_OK, s->ops->append(s, &cs[i], &seq, E));
+        if (seqs) seqs[i] = seq;
+    }
+    CHECK(FV_OK, s->ops->set_batch(s, id, batch, hash, E));
+    CHECK(FV_OK, s->ops->push_end(s, 1, E));
+}
+
+typedef struct collected {
+    fv__change *c;
+    uint64_t *seq;
+    size_t n, cap;
+    size_t stop_after; /* cb returns -1 after this many (0: never) */
+} collected;
+
+static int collect_cb(void *ctx, const fv__change *c, uint64_t seq)
+{
+    collected *k = ctx;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 16;
+        k->c = realloc(k->c, k->cap * sizeof *k->c);
+        k->seq = realloc(k->seq, k->cap * sizeof *k->seq);
+        assert_non_null(k->c);
+        assert_non_null(k->seq);
+    }
+    k->c[k->n] = *c;
+    k->seq[k->n] = seq;
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after ? -1 : 0;
+}
+
+static void collected_free(collected *k)
+{
+    free(k->c);
+    free(k->seq);
+    memset(k, 0, sizeof *k);
+}
+
+/* ---- users, enrolment, devices ------------------------------------------------ */
+
+static void test_users_and_enrolment(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char h[32];
+    fvd_user u;
+
+    add_user(s, "alice", "rep", "north", "code-a");
+    add_user(s, "bob", "lead", "south", "code-b");
+    add_user(s, "carol", "director", "", "code-c");
+
+    /* The name is taken. */
+    memset(&u, 0, sizeof u);
+    strcpy(u.name, "alice");
+    strcpy(u.role, "lead");
+    code_hash("another code", h);
+    CHECK(FV_EEXIST, s->ops->add_user(s, &u, h, E));
+    assert_true(strlen(err) > 0);
+
+    /* Bad arguments: no name, names not terminated within their bounds. */
+    memset(&u, 0, sizeof u);
+    strcpy(u.role, "rep");
+    code_hash("code-x", h);
+    CHECK(FV_EINVAL, s->ops->add_user(s, &u, h, E));
+    memset(&u, 'n', sizeof u.name);
+    strcpy(u.role, "rep");
+    u.team[0] = '\0';
+    CHECK(FV_EINVAL, s->ops->add_user(s, &u, h, E));
+
+    /* Enrol: the device gets its user's role and team. */
+    fvd_device d;
+    const char *dname = "Ана's 电话 📱";
+    CHECK(FV_OK, enrol(s, "code-a", 1, dname, 1700000000123, &d, E));
+    unsigned char id[16], pk[32], zero[32] = {0};
+    make_id(id, 1);
+    make_key(pk, 1);
+    assert_memory_equal(d.id, id, 16);
+    assert_memory_equal(d.public_key, pk, 32);
+    assert_string_equal(d.name, dname);
+    assert_string_equal(d.user, "alice");
+    assert_string_equal(d.role, "rep");
+    assert_string_equal(d.team, "north");
+    assert_int_equal(d.revoked, 0);
+    assert_true(d.last_batch_seq == 0);
+    assert_memory_equal(d.last_batch_hash, zero, 32);
+    assert_true(d.enrolled_ms == 1700000000123);
+    assert_true(d.last_seen_ms == 0);
+
+    /* The code worked once. */
+    CHECK(FV_ENOTFOUND, enrol(s, "code-a", 2, "tablet", 1700000000200, NULL, E));
+    assert_true(strlen(err) > 0);
+    /* Unknown code. */
+    CHECK(FV_ENOTFOUND, enrol(s, "no such code", 3, "x", 1700000000300, NULL, E));
+    /* Duplicate device id: refused, and bob's code is not consumed by it. */
+    CHECK(FV_EEXIST, enrol(s, "code-b", 1, "dup", 1700000000400, NULL, E));
+    assert_true(strlen(err) > 0);
+    CHECK(FV_OK, enrol(s, "code-b", 4, "", 1700000000500, &d, E));
+    assert_string_equal(d.user, "bob");
+    assert_string_equal(d.role, "lead");
+    assert_string_equal(d.team, "south");
+    assert_string_equal(d.name, "");
+
+    /* Device name bound: 64 bytes fit, 65 do not (and consume nothing). */
+    char longname[FVD_NAME_MAX + 2];
+    memset(longname, 'd', sizeof longname - 1);
+    longname[FVD_NAME_MAX + 1] = '\0';
+    CHECK(FV_EINVAL, enrol(s, "code-c", 5, longname, 1700000000600, NULL, E));
+    longname[FVD_NAME_MAX] = '\0';
+    CHECK(FV_OK, enrol(s, "code-c", 5, longname, 1700000000600, &d, E));
+    assert_string_equal(d.name, longname);
+    assert_string_equal(d.team, "");
+
+    /* What enroll returned is what the store holds. */
+    fvd_device g;
+    make_id(id, 5);
+    CHECK(FV_OK, s->ops->get_device(s, id, &g, E));
+    assert_memory_equal(&g.id, &d.id, sizeof g.id);
+    assert_string_equal(g.name, d.name);
+    assert_string_equal(g.user, "carol");
+    assert_string_equal(g.role, "director");
+    assert_true(g.enrolled_ms == 1700000000600);
+}
+
+typedef struct race_arg {
+    fvd_store *s;
+    pthread_barrier_t *barrier;
+    const char *code;
+    unsigned dev;
+    fv_status st;
+    char err[512];
+} race_arg;
+
+static void *race_enrol(void *p)
+{
+    race_arg *a = p;
+    fvd_device d;
+    pthread_barrier_wait(a->barrier);
+    a->st = enrol(a->s, a->code, a->dev, "racer", 2000, &d, a->err, sizeof a->err);
+    return NULL;
+}
+
+static void test_enrol_race(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s2 = open_handle(f);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    for (unsigned round = 0; round < 20; round++) {
+        char user[32], code[32];
+        snprintf(user, sizeof user, "user%u", round);
+        snprintf(code, sizeof code, "race-code-%u", round);
+        add_user(f->s, user, "rep", "north", code);
+        race_arg a[2] = {{f->s, &barrier, code, 100 + 2 * round, FV_EIO, ""},
+                         {s2, &barrier, code, 101 + 2 * round, FV_EIO, ""}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, race_enrol, &a[i]), 0);
+        for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+        int wins = (a[0].st == FV_OK) + (a[1].st == FV_OK);
+        int lost = (a[0].st == FV_ENOTFOUND) + (a[1].st == FV_ENOTFOUND);
+        if (wins != 1 || lost != 1)
+            fprintf(stderr, "round %u: %s (%s) / %s (%s)\n", round, fv_status_str(a[0].st),
+                    a[0].err, fv_status_str(a[1].st), a[1].err);
+        assert_int_equal(wins, 1);
+        assert_int_equal(lost, 1);
+        /* Exactly one device holds the user. */
+        char err[512];
+        fvd_device d;
+        unsigned char id[16];
+        make_id(id, a[0].st == FV_OK ? a[0].dev : a[1].dev);
+        CHECK(FV_OK, f->s->ops->get_device(f->s, id, &d, E));
+        assert_string_equal(d.user, user);
+        make_id(id, a[0].st == FV_OK ? a[1].dev : a[0].dev);
+        CHECK(FV_ENOTFOUND, s2->ops->get_device(s2, id, &d, E));
+    }
+    pthread_barrier_destroy(&barrier);
+    s2->ops->close(s2);
+}
+
+typedef struct listed {
+    unsigned char ids[16][16];
+    char names[16][FVD_NAME_MAX + 1];
+    int n;
+    int stop_at;
+} listed;
+
+static int list_cb(void *ctx, const fvd_device *d)
+{
+    listed *l = ctx;
+    memcpy(l->ids[l->n], d->id, 16);
+    snprintf(l->names[l->n], sizeof l->names[0], "%s", d->name);
+    l->n++;
+    return l->stop_at && l->n >= l->stop_at;
+}
+
+static void test_devices(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16], unknown[16];
+    fvd_device d;
+    make_id(unknown, 999);
+
+    CHECK(FV_ENOTFOUND, s->ops->get_device(s, unknown, &d, E));
+    CHECK(FV_ENOTFOUND, s->ops->touch_device(s, unknown, 5, E));
+    CHECK(FV_ENOTFOUND, s->ops->revoke_device(s, unknown, E));
+
+    /* Enrol in an order that is neither id order nor name order. */
+    const unsigned devs[] = {7, 3, 9, 1, 5};
+    for (unsigned i = 0; i < 5; i++) {
+        char user[16], code[16], name[16];
+        snprintf(user, sizeof user, "u%u", devs[i]);
+        snprintf(code, sizeof code, "c%u", devs[i]);
+        snprintf(name, sizeof name, "%c-dev", 'e' - (int)i);
+        add_user(s, user, "rep", "t", code);
+        CHECK(FV_OK, enrol(s, code, devs[i], name, 1000 + (int64_t)i, NULL, E));
+    }
+    listed l;
+    memset(&l, 0, sizeof l);
+    CHECK(FV_OK, s->ops->list_devices(s, list_cb, &l, E));
+    assert_int_equal(l.n, 5);
+    for (int i = 0; i < 5; i++) {
+        make_id(id, devs[i]);
+        assert_memory_equal(l.ids[i], id, 16);
+    }
+    /* The callback stops the listing. */
+    memset(&l, 0, sizeof l);
+    l.stop_at = 2;
+    CHECK(FV_OK, s->ops->list_devices(s, list_cb, &l, E));
+    assert_int_equal(l.n, 2);
+
+    /* Touch. */
+    make_id(id, 3);
+    CHECK(FV_OK, s->ops->touch_device(s, id, 1700000001000, E));
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_true(d.last_seen_ms == 1700000001000);
+    CHECK(FV_OK, s->ops->touch_device(s, id, 1700000002000, E));
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_true(d.last_seen_ms == 1700000002000);
+    assert_int_equal(d.revoked, 0);
+
+    /* Revoke, twice; others untouched. */
+    CHECK(FV_OK, s->ops->revoke_device(s, id, E));
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_int_equal(d.revoked, 1);
+    CHECK(FV_OK, s->ops->revoke_device(s, id, E));
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_int_equal(d.revoked, 1);
+    make_id(id, 7);
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_int_equal(d.revoked, 0);
+    assert_true(d.last_seen_ms == 0);
+
+    /* Another handle sees the same. */
+    fvd_store *s2 = open_handle(f);
+    make_id(id, 3);
+    CHECK(FV_OK, s2->ops->get_device(s2, id, &d, E));
+    assert_int_equal(d.revoked, 1);
+    s2->ops->close(s2);
+}
+
+/* ---- nonces ------------------------------------------------------------------------ */
+
+static void test_nonces(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char d1[16], d2[16], n1[16], n2[16];
+    make_id(d1, 1);
+    make_id(d2, 2);
+    memset(n1, 0xa1, 16);
+    memset(n2, 0xa2, 16);
+    const int64_t w = 300000, t0 = 1700000000000;
+    int replay = -1;
+
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n1, t0, w, &replay, E));
+    assert_int_equal(replay, 0);
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n1, t0 + 1000, w, &replay, E));
+    assert_int_equal(replay, 1);
+    /* Another device, another nonce: independent. */
+    CHECK(FV_OK, s->ops->use_nonce(s, d2, n1, t0 + 1000, w, &replay, E));
+    assert_int_equal(replay, 0);
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n2, t0 + 1000, w, &replay, E));
+    assert_int_equal(replay, 0);
+    /* A second handle (another fvd process) sees the same cache. */
+    fvd_store *s2 = open_handle(f);
+    CHECK(FV_OK, s2->ops->use_nonce(s2, d2, n1, t0 + 2000, w, &replay, E));
+    assert_int_equal(replay, 1);
+    s2->ops->close(s2);
+    /* Still inside the window: still a replay. */
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n1, t0 + w - 1000, w, &replay, E));
+    assert_int_equal(replay, 1);
+    /* Long after the window the entries are gone: a nonce may come back
+     * (the request's timestamp check refuses such an old request anyway). */
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n2, t0 + 3 * w, w, &replay, E));
+    assert_int_equal(replay, 0);
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n1, t0 + 3 * w + 1, w, &replay, E));
+    assert_int_equal(replay, 0);
+    CHECK(FV_OK, s->ops->use_nonce(s, d2, n1, t0 + 3 * w + 2, w, &replay, E));
+    assert_int_equal(replay, 0);
+    /* And are recorded afresh. */
+    CHECK(FV_OK, s->ops->use_nonce(s, d1, n1, t0 + 3 * w + 3, w, &replay, E));
+    assert_int_equal(replay, 1);
+}
+
+/* ---- push ------------------------------------------------------------------------------ */
+
+static void test_push_commit(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16], unknown[16], hash[32];
+    fvd_device d;
+    fv__ver v;
+    int found = -1;
+    uint64_t seq = 0, head = 99;
+
+    user_with_device(s, "alice", 1);
+    make_id(id, 1);
+    make_id(unknown, 2);
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+
+    /* Unknown device: refused, and no transaction is left open. */
+    CHECK(FV_ENOTFOUND, s->ops->push_begin(s, unknown, &d, E));
+
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    assert_string_equal(d.user, "alice");
+    assert_true(d.last_batch_seq == 0);
+
+    fv__change c[3];
+    mk_change(&c[0], "customer", 1, "name", 1, (uint64_t)1700000000000 << 16 | 1, 0, 1);
+    set_text(&c[0], "ACME");
+    CHECK(FV_OK, s->ops->get_version(s, &c[0], &v, &found, E));
+    assert_int_equal(found, 0);
+    CHECK(FV_OK, s->ops->append(s, &c[0], &seq, E));
+    assert_true(seq == 1);
+    CHECK(FV_OK, s->ops->get_version(s, &c[0], &v, &found, E));
+    assert_int_equal(found, 1);
+    assert_true(v.hlc == c[0].hlc);
+    assert_true(v.base_hlc == 0);
+    assert_memory_equal(v.device, c[0].device, 16);
+
+    /* A newer version of the same field replaces it. */
+    mk_change(&c[1], "customer", 1, "name", 1, c[0].hlc + 5, c[0].hlc, 2);
+    set_text(&c[1], "ACME Ltd");
+    CHECK(FV_OK, s->ops->append(s, &c[1], &seq, E));
+    assert_true(seq == 2);
+    CHECK(FV_OK, s->ops->get_version(s, &c[0], &v, &found, E));
+    assert_int_equal(found, 1);
+    assert_true(v.hlc == c[1].hlc);
+    assert_true(v.base_hlc == c[0].hlc);
+    /* Another field, another row: separate versions. */
+    mk_change(&c[2], "customer", 2, "name", 1, c[0].hlc + 9, 0, 3);
+    CHECK(FV_OK, s->ops->get_version(s, &c[2], &v, &found, E));
+    assert_int_equal(found, 0);
+    CHECK(FV_OK, s->ops->append(s, &c[2], &seq, E));
+    assert_true(seq == 3);
+
+    memset(hash, 0x5a, sizeof hash);
+    CHECK(FV_OK, s->ops->set_batch(s, id, 1, hash, E));
+    CHECK(FV_OK, s->ops->push_end(s, 1, E));
+
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_true(d.last_batch_seq == 1);
+    assert_memory_equal(d.last_batch_hash, hash, 32);
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 3);
+
+    /* Committed means visible to another handle. */
+    fvd_store *s2 = open_handle(f);
+    collected k;
+    memset(&k, 0, sizeof k);
+    int more = -1;
+    uint64_t last = 0;
+    CHECK(FV_OK, s2->ops->pull(s2, 0, 100, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(k.seq[i] == i + 1);
+        assert_change_equal(&c[i], &k.c[i]);
+    }
+    assert_int_equal(more, 0);
+    assert_true(last == 3);
+    CHECK(FV_OK, s2->ops->get_version(s2, &c[2], &v, &found, E));
+    assert_int_equal(found, 1);
+    collected_free(&k);
+    s2->ops->close(s2);
+
+    /* The next push re-reads the batch state. */
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    assert_true(d.last_batch_seq == 1);
+    assert_memory_equal(d.last_batch_hash, hash, 32);
+    CHECK(FV_OK, s->ops->push_end(s, 1, E));
+}
+
+static void test_push_rollback(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16], hash[32], zero[32] = {0};
+    fvd_device d;
+    fv__ver v;
+    int found = -1, more = -1;
+    uint64_t seq = 0, head = 99, last = 99;
+
+    user_with_device(s, "alice", 1);
+    make_id(id, 1);
+    fv__change c;
+    mk_change(&c, "visit", 7, "summary", 1, (uint64_t)1700000000000 << 16, 0, 1);
+    set_text(&c, "rolled back");
+
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    CHECK(FV_OK, s->ops->append(s, &c, &seq, E));
+    assert_true(seq == 1);
+    memset(hash, 0x77, sizeof hash);
+    CHECK(FV_OK, s->ops->set_batch(s, id, 1, hash, E));
+    CHECK(FV_OK, s->ops->push_end(s, 0, E));
+
+    /* Nothing of it is stored. */
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+    CHECK(FV_OK, s->ops->get_version(s, &c, &v, &found, E));
+    assert_int_equal(found, 0);
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_true(d.last_batch_seq == 0);
+    assert_memory_equal(d.last_batch_hash, zero, 32);
+    collected k;
+    memset(&k, 0, sizeof k);
+    CHECK(FV_OK, s->ops->pull(s, 0, 10, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 0);
+    assert_int_equal(more, 0);
+    assert_true(last == 0);
+
+    /* The next push gets the sequence number the rolled-back one had. */
+    push(s, 1, &c, 1, 1, &seq);
+    assert_true(seq == 1);
+    collected_free(&k);
+}
+
+/* Pushes with rollbacks between them: the numbers pull sees are 1..n. */
+static void test_seq_gapless(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16], hash[32];
+    fvd_device d;
+    uint64_t expect = 1, seq = 0;
+
+    user_with_device(s, "alice", 1);
+    make_id(id, 1);
+    memset(hash, 1, sizeof hash);
+    for (unsigned round = 0; round < 12; round++) {
+        int commit = round % 3 != 1;
+        CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+        uint64_t first = expect;
+        for (unsigned i = 0; i < 1 + round % 4; i++) {
+            fv__change c;
+            mk_change(&c, "customer", round, "stage", 1, ((uint64_t)1700000000000 + round) << 16 | i,
+                      0, round * 10 + i);
+            set_text(&c, "lead");
+            CHECK(FV_OK, s->ops->append(s, &c, &seq, E));
+            assert_true(seq == first + i);
+            if (commit) expect++;
+        }
+        CHECK(FV_OK, s->ops->push_end(s, commit, E));
+    }
+    collected k;
+    memset(&k, 0, sizeof k);
+    int more = -1;
+    uint64_t last = 0, head = 0;
+    CHECK(FV_OK, s->ops->pull(s, 0, 1000, collect_cb, &k, &more, &last, E));
+    assert_true(k.n == expect - 1);
+    for (size_t i = 0; i < k.n; i++) assert_true(k.seq[i] == i + 1);
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == expect - 1);
+    assert_true(last == head);
+    collected_free(&k);
+}
+
+/* ---- pull ----------------------------------------------------------------------------------- */
+
+/* 25 changes of every kind, with awkward values. */
+static void build_log(fv__change *cs, size_t n)
+{
+    static const double reals[] = {3.141592653589793, -0.0, 1e-310, DBL_MAX, -123456.789};
+    for (size_t i = 0; i < n; i++) {
+        fv__change *c = &cs[i];
+        mk_change(c, i % 2 ? "customer" : "visit", (unsigned)i / 3, "f", (unsigned)(i % 3) + 1,
+                  ((uint64_t)1 << 62) + i * 7, i ? ((uint64_t)1 << 62) + i : 0, 1000000 + i);
+        snprintf(c->field, sizeof c->field, "field_%zu", i);
+        switch (i % 6) {
+        case 0:
+            set_text(c, "Zürich — 北京 🚀 \"quoted\" 'single' \\back\\slash");
+            break;
+        case 1: { /* FV_FIELD_MAX bytes of text, multibyte characters included */
+            c->kind = FV__VAL_TEXT;
+            c->len = FV_FIELD_MAX;
+            for (size_t j = 0; j < FV_FIELD_MAX;) {
+                if (j + 3 <= FV_FIELD_MAX - 1 && j % 10 == 0) {
+                    memcpy(c->data + j, "\xe2\x82\xac", 3); /* euro sign */
+                    j += 3;
+                } else {
+                    c->data[j] = (unsigned char)('a' + (i + j) % 26);
+                    j++;
+                }
+            }
+            c->data[FV_FIELD_MAX] = '\0';
+            break;
+        }
+        case 2:
+            c->kind = FV__VAL_REAL;
+            c->real = reals[(i / 6) % 5];
+            break;
+        case 3: /* a sealed value: every byte value, NULs included, at the bound */
+            c->kind = FV__VAL_SEALED;
+            c->len = i == 3 ? FV_SEALED_MAX : 100 + i;
+            for (size_t j = 0; j < c->len; j++) c->data[j] = (unsigned char)(j * 7 + i);
+            break;
+        case 4:
+            c->kind = FV__VAL_NULL;
+            break;
+        default:
+            set_text(c, i == 5 ? "" : "plain");
+            break;
+        }
+    }
+}
+
+static void test_pull(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    enum { N = 25 };
+    static fv__change cs[N]; /* static: no leak when an assertion fails */
+    for (unsigned dev = 1; dev <= 3; dev++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%u", dev);
+        user_with_device(s, name, dev);
+    }
+    build_log(cs, N);
+    uint64_t seqs[N];
+    push(s, 1, cs, 10, 1, seqs);
+    push(s, 2, cs + 10, N - 10, 1, seqs + 10);
+    for (size_t i = 0; i < N; i++) assert_true(seqs[i] == i + 1);
+
+    collected k;
+    memset(&k, 0, sizeof k);
+    int more = -1;
+    uint64_t last = 0, cursor = 0, head = 0;
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == N);
+
+    /* Batches of 10: 10 (more), 10 (more), 5 (done). */
+    const size_t expect_n[] = {10, 10, 5};
+    for (int b = 0; b < 3; b++) {
+        size_t before = k.n;
+        CHECK(FV_OK, s->ops->pull(s, cursor, 10, collect_cb, &k, &more, &last, E));
+        assert_int_equal(k.n - before, expect_n[b]);
+        assert_int_equal(more, b < 2);
+        assert_true(last == k.seq[k.n - 1]);
+        cursor = last;
+    }
+    assert_int_equal(k.n, N);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(k.seq[i] == i + 1);
+        assert_change_equal(&cs[i], &k.c[i]);
+    }
+    /* Nothing after the end. */
+    size_t before = k.n;
+    CHECK(FV_OK, s->ops->pull(s, N, 10, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, before);
+    assert_int_equal(more, 0);
+    assert_true(last == N);
+    /* Exactly max left: more = 0. */
+    CHECK(FV_OK, s->ops->pull(s, N - 5, 5, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, before + 5);
+    assert_int_equal(more, 0);
+    assert_true(last == N);
+    /* From the middle. */
+    collected_free(&k);
+    CHECK(FV_OK, s->ops->pull(s, 17, 3, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 3);
+    assert_true(k.seq[0] == 18);
+    assert_change_equal(&cs[17], &k.c[0]);
+    assert_int_equal(more, 1);
+    assert_true(last == 20);
+    collected_free(&k);
+    /* The callback stops the pull: FV_EIO. */
+    k.stop_after = 2;
+    CHECK(FV_EIO, s->ops->pull(s, 0, 10, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 2);
+    collected_free(&k);
+    /* The handle is still usable after a stopped pull. */
+    CHECK(FV_OK, s->ops->pull(s, 0, 1, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 1);
+    collected_free(&k);
+    /* max = 0: nothing given, but there is more (store.h: "*more = 1 if
+     * changes beyond the last one given exist"). */
+    CHECK(FV_OK, s->ops->pull(s, 0, 0, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 0);
+    assert_int_equal(more, 1);
+    assert_true(last == 0);
+}
+
+static void test_empty(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    collected k;
+    memset(&k, 0, sizeof k);
+    int more = -1;
+    uint64_t last = 99, head = 99;
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+    CHECK(FV_OK, s->ops->pull(s, 0, 100, collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 0);
+    assert_int_equal(more, 0);
+    assert_true(last == 0);
+    CHECK(FV_OK, s->ops->pull(s, 42, 100, collect_cb, &k, &more, &last, E));
+    assert_true(last == 42);
+    listed l;
+    memset(&l, 0, sizeof l);
+    CHECK(FV_OK, s->ops->list_devices(s, list_cb, &l, E));
+    assert_int_equal(l.n, 0);
+    /* Reopening an existing store keeps it (the schema step is idempotent). */
+    user_with_device(s, "alice", 1);
+    s->ops->close(s);
+    f->s = open_handle(f);
+    s = f->s;
+    unsigned char id[16];
+    fvd_device d;
+    make_id(id, 1);
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+}
+
+/* ---- PostgreSQL only ------------------------------------------------------------------------------ */
+
+/* Run SQL on f's database over a connection of our own; returns the first
+ * value of the result as a number (-1 if none). */
+static long long sql(const fixture *f, const char *q)
+{
+    PGconn *c = PQconnectdb(f->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, q);
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK)
+        fprintf(stderr, "%s: %s", q, PQerrorMessage(c));
+    assert_true(rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK);
+    long long v = -1;
+    if (rs == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+enum { PUSHERS = 2, PUSHES = 40, PER_PUSH = 5 };
+
+typedef struct pusher_arg {
+    fvd_store *s;
+    unsigned dev;
+    pthread_barrier_t *barrier;
+    uint64_t seqs[PUSHES * PER_PUSH];
+    size_t n;
+    fv_status st;
+    char err[512];
+} pusher_arg;
+
+static void *pusher(void *p)
+{
+    pusher_arg *a = p;
+    unsigned char id[16], hash[32];
+    fvd_device d;
+    make_id(id, a->dev);
+    pthread_barrier_wait(a->barrier);
+    for (unsigned b = 1; b <= PUSHES && a->st == FV_OK; b++) {
+        a->st = a->s->ops->push_begin(a->s, id, &d, a->err, sizeof a->err);
+        if (a->st != FV_OK) break;
+        uint64_t got[PER_PUSH];
+        for (unsigned i = 0; i < PER_PUSH && a->st == FV_OK; i++) {
+            fv__change c;
+            mk_change(&c, "customer", a->dev * 1000 + b, "name", a->dev,
+                      ((uint64_t)1700000000000 + b) << 16 | i, 0, (uint64_t)b * PER_PUSH + i);
+            snprintf((char *)c.data, sizeof c.data, "dev %u batch %u change %u", a->dev, b, i);
+            c.kind = FV__VAL_TEXT;
+            c.len = strlen((char *)c.data);
+            a->st = a->s->ops->append(a->s, &c, &got[i], a->err, sizeof a->err);
+            /* Hold the transaction a little: let the other pusher queue up. */
+            if (i == 1) nanosleep(&(struct timespec){0, 200000}, NULL);
+        }
+        memset(hash, (int)b, sizeof hash);
+        if (a->st == FV_OK) a->st = a->s->ops->set_batch(a->s, id, b, hash, a->err, sizeof a->err);
+        int commit = a->st == FV_OK && b % 7 != 0; /* every 7th push rolls back */
+        fv_status end = a->s->ops->push_end(a->s, commit, a->err, sizeof a->err);
+        if (a->st == FV_OK) a->st = end;
+        if (commit && a->st == FV_OK)
+            for (unsigned i = 0; i < PER_PUSH; i++) a->seqs[a->n++] = got[i];
+    }
+    return NULL;
+}
+
+typedef struct puller_arg {
+    fvd_store *s;
+    size_t want;
+    size_t seen;
+    uint64_t cursor;
+    uint64_t last_dseq[PUSHERS + 1];
+    int bad;           /* a skipped or repeated sequence number, or disorder */
+    fv_status st;
+    char err[512];
+    char why[256];
+} puller_arg;
+
+static int puller_cb(void *ctx, const fv__change *c, uint64_t seq)
+{
+    puller_arg *a = ctx;
+    if (seq != a->cursor + 1 && !a->bad) {
+        a->bad = 1;
+        snprintf(a->why, sizeof a->why, "after seq %llu came %llu",
+                 (unsigned long long)a->cursor, (unsigned long long)seq);
+    }
+    unsigned dev = c->device[15];
+    if (dev >= 1 && dev <= PUSHERS) {
+        if (c->device_seq <= a->last_dseq[dev] && !a->bad) {
+            a->bad = 1;
+            snprintf(a->why, sizeof a->why, "device %u's changes out of order", dev);
+        }
+        a->last_dseq[dev] = c->device_seq;
+    }
+    a->cursor = seq;
+    a->seen++;
+    return 0;
+}
+
+static void *puller(void *p)
+{
+    puller_arg *a = p;
+    time_t deadline = time(NULL) + 60;
+    while (a->seen < a->want && time(NULL) < deadline && a->st == FV_OK) {
+        int more = 0;
+        uint64_t last = 0;
+        a->st = a->s->ops->pull(a->s, a->cursor, 7, puller_cb, a, &more, &last, a->err,
+                                sizeof a->err);
+        if (a->st == FV_OK && last != a->cursor) {
+            a->bad = 1;
+            snprintf(a->why, sizeof a->why, "last_seq %llu, last given %llu",
+                     (unsigned long long)last, (unsigned long long)a->cursor);
+        }
+        if (!more) nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    return NULL;
+}
+
+static void test_pg_concurrent_pushes(void **state)
+{
+    fixture *f = *state;
+    for (unsigned dev = 1; dev <= PUSHERS; dev++) {
+        char name[16];
+        snprintf(name, sizeof name, "pusher%u", dev);
+        user_with_device(f->s, name, dev);
+    }
+    size_t committed_per = (size_t)(PUSHES - PUSHES / 7) * PER_PUSH;
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, PUSHERS);
+    static pusher_arg pa[PUSHERS];
+    static puller_arg pl;
+    memset(pa, 0, sizeof pa);
+    memset(&pl, 0, sizeof pl);
+    pthread_t t[PUSHERS + 1];
+    for (unsigned i = 0; i < PUSHERS; i++) {
+        pa[i].s = open_handle(f);
+        pa[i].dev = i + 1;
+        pa[i].barrier = &barrier;
+        pa[i].st = FV_OK;
+    }
+    pl.s = open_handle(f);
+    pl.want = committed_per * PUSHERS;
+    pl.st = FV_OK;
+    assert_int_equal(pthread_create(&t[PUSHERS], NULL, puller, &pl), 0);
+    for (unsigned i = 0; i < PUSHERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, pusher, &pa[i]), 0);
+    for (unsigned i = 0; i <= PUSHERS; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+
+    for (unsigned i = 0; i < PUSHERS; i++) {
+        if (pa[i].st != FV_OK) fprintf(stderr, "pusher %u: %s\n", i, pa[i].err);
+        assert_int_equal(pa[i].st, FV_OK);
+        assert_int_equal(pa[i].n, committed_per);
+        pa[i].s->ops->close(pa[i].s);
+    }
+    if (pl.st != FV_OK) fprintf(stderr, "puller: %s\n", pl.err);
+    assert_int_equal(pl.st, FV_OK);
+    if (pl.bad) fprintf(stderr, "puller: %s\n", pl.why);
+    assert_int_equal(pl.bad, 0);
+    assert_int_equal(pl.seen, pl.want);
+    assert_true(pl.cursor == pl.want);
+    pl.s->ops->close(pl.s);
+
+    /* The numbers handed out are unique and exactly 1..total. */
+    size_t total = pl.want;
+    unsigned char *seen = calloc(total + 1, 1);
+    assert_non_null(seen);
+    for (unsigned i = 0; i < PUSHERS; i++)
+        for (size_t j = 0; j < pa[i].n; j++) {
+            assert_true(pa[i].seqs[j] >= 1 && pa[i].seqs[j] <= total);
+            assert_int_equal(seen[pa[i].seqs[j]], 0);
+            seen[pa[i].seqs[j]] = 1;
+        }
+    free(seen);
+    /* Each device's batch state is its last committed push. */
+    char err[512];
+    fvd_device d;
+    unsigned char id[16];
+    make_id(id, 1);
+    CHECK(FV_OK, f->s->ops->get_device(f->s, id, &d, E));
+    assert_true(d.last_batch_seq == PUSHES - (PUSHES % 7 == 0));
+}
+
+typedef struct opener_arg {
+    const fixture *f;
+    pthread_barrier_t *barrier;
+    fvd_store *s;
+    fv_status st;
+    char err[512];
+} opener_arg;
+
+static void *opener(void *p)
+{
+    opener_arg *a = p;
+    pthread_barrier_wait(a->barrier);
+    a->st = fvd_store_open_pg(a->f->url, &a->s, a->err, sizeof a->err);
+    return NULL;
+}
+
+/* Several fvd processes starting at once on an empty database. */
+static void test_pg_concurrent_open(void **state)
+{
+    fixture *f = *state;
+    enum { OPENERS = 8 };
+    fixture fresh = *f;
+    assert_int_equal(pg_create(&fresh), 0);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, OPENERS);
+    opener_arg a[OPENERS];
+    pthread_t t[OPENERS];
+    for (int i = 0; i < OPENERS; i++) {
+        a[i] = (opener_arg){&fresh, &barrier, NULL, FV_EIO, ""};
+        assert_int_equal(pthread_create(&t[i], NULL, opener, &a[i]), 0);
+    }
+    for (int i = 0; i < OPENERS; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < OPENERS; i++) {
+        if (a[i].st != FV_OK) fprintf(stderr, "opener %d: %s\n", i, a[i].err);
+        assert_int_equal(a[i].st, FV_OK);
+    }
+    /* All of them work on the one schema. */
+    user_with_device(a[0].s, "alice", 1);
+    char err[512];
+    fvd_device d;
+    unsigned char id[16];
+    make_id(id, 1);
+    for (int i = 0; i < OPENERS; i++) {
+        CHECK(FV_OK, a[i].s->ops->get_device(a[i].s, id, &d, E));
+        a[i].s->ops->close(a[i].s);
+    }
+    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 1);
+}
+
+/* Drop every other connection to f's database (as a server restart or a
+ * DBA's pg_terminate_backend would). */
+static void kill_connections(const fixture *f)
+{
+    sql(f, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+           " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    /* Termination is asynchronous: wait until they are gone. */
+    for (int i = 0; i < 200; i++) {
+        if (sql(f, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND pid <> pg_backend_pid()") == 0)
+            return;
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    fail_msg("connections did not go away");
+}
+
+static void test_pg_reconnect(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16];
+    fvd_device d;
+    uint64_t seq = 0, head = 0;
+    int replay = -1;
+    user_with_device(s, "alice", 1);
+    make_id(id, 1);
+
+    /* Outside a push: the next call reconnects by itself. */
+    kill_connections(f);
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    kill_connections(f);
+    unsigned char n[16];
+    memset(n, 3, sizeof n);
+    CHECK(FV_OK, s->ops->use_nonce(s, id, n, 1000, 100, &replay, E));
+    assert_int_equal(replay, 0);
+    kill_connections(f);
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+
+    /* Inside a push: the push fails and stores nothing, the next works. */
+    fv__change c;
+    mk_change(&c, "customer", 1, "name", 1, (uint64_t)1700000000000 << 16, 0, 1);
+    set_text(&c, "cut");
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    CHECK(FV_OK, s->ops->append(s, &c, &seq, E));
+    kill_connections(f);
+    CHECK(FV_EBUSY, s->ops->append(s, &c, &seq, E));
+    assert_non_null(strstr(err, "connection"));
+    CHECK(FV_OK, s->ops->push_end(s, 0, E));
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+
+    /* A commit on a dropped connection fails; nothing stored. */
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    CHECK(FV_OK, s->ops->append(s, &c, &seq, E));
+    kill_connections(f);
+    CHECK(FV_EBUSY, s->ops->push_end(s, 1, E));
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+
+    push(s, 1, &c, 1, 1, &seq);
+    assert_true(seq == 1);
+}
+
+static void test_pg_nonce_purge(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char dev[16], n[16];
+    int replay;
+    make_id(dev, 1);
+    for (int i = 0; i < 50; i++) {
+        memset(n, i, sizeof n);
+        CHECK(FV_OK, s->ops->use_nonce(s, dev, n, 1000 + i, 100, &replay, E));
+        assert_int_equal(replay, 0);
+    }
+    assert_true(sql(f, "SELECT count(*) FROM nonces") == 50);
+    /* At 1120 the entries before 1020 are expired: any call purges them. */
+    memset(n, 0xee, sizeof n);
+    CHECK(FV_OK, s->ops->use_nonce(s, dev, n, 1120, 100, &replay, E));
+    assert_true(sql(f, "SELECT count(*) FROM nonces") == 31);
+    assert_true(sql(f, "SELECT min(seen_ms) FROM nonces") == 1020);
+    CHECK(FV_OK, s->ops->use_nonce(s, dev, n, 99999, 100, &replay, E));
+    assert_int_equal(replay, 0);
+    assert_true(sql(f, "SELECT count(*) FROM nonces") == 1);
+}
+
+static void test_pg_misuse(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    unsigned char id[16];
+    fvd_device d;
+    fv__ver v;
+    int found;
+    uint64_t seq = 0, head = 0;
+    user_with_device(s, "alice", 1);
+    make_id(id, 1);
+    fv__change c;
+    mk_change(&c, "customer", 1, "name", 1, (uint64_t)1700000000000 << 16, 0, 1);
+    set_text(&c, "x");
+
+    /* Push operations outside a push. */
+    CHECK(FV_EINVAL, s->ops->append(s, &c, &seq, E));
+    CHECK(FV_EINVAL, s->ops->set_batch(s, id, 1, id, E));
+    CHECK(FV_EINVAL, s->ops->push_end(s, 1, E));
+    CHECK(FV_OK, s->ops->push_end(s, 0, E));
+    /* Nested push. */
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    CHECK(FV_EINVAL, s->ops->push_begin(s, id, &d, E));
+    /* Values that do not fit int8, or bad kinds and lengths. */
+    c.hlc = UINT64_MAX;
+    CHECK(FV_EINVAL, s->ops->append(s, &c, &seq, E));
+    CHECK(FV_EINVAL, s->ops->get_version(s, &c, &v, &found, E));
+    c.hlc = 1;
+    c.kind = (fv__val_kind)9;
+    CHECK(FV_EINVAL, s->ops->append(s, &c, &seq, E));
+    c.kind = FV__VAL_TEXT;
+    c.len = FV_FIELD_MAX + 1;
+    CHECK(FV_EINVAL, s->ops->append(s, &c, &seq, E));
+    c.len = 1;
+    CHECK(FV_EINVAL, s->ops->set_batch(s, id, UINT64_MAX, id, E));
+    /* None of that broke the push. */
+    CHECK(FV_OK, s->ops->append(s, &c, &seq, E));
+    assert_true(seq == 1);
+    /* A statement PostgreSQL refuses (text that is not UTF-8) aborts the
+     * transaction: the commit says so and nothing is stored. */
+    set_text(&c, "bad \xff\xfe utf-8");
+    CHECK(FV_EINVAL, s->ops->append(s, &c, &seq, E));
+    CHECK(FV_EIO, s->ops->push_end(s, 1, E));
+    assert_non_null(strstr(err, "rolled back"));
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    assert_true(head == 0);
+    /* A device name that is not UTF-8. */
+    add_user(s, "bob", "rep", "north", "code-bob");
+    CHECK(FV_EINVAL, enrol(s, "code-bob", 2, "\xc3\x28", 1, NULL, E));
+    CHECK(FV_OK, enrol(s, "code-bob", 2, "fine", 1, NULL, E));
+    /* Bad nonce window. */
+    int replay;
+    CHECK(FV_EINVAL, s->ops->use_nonce(s, id, id, 1, -1, &replay, E));
+}
+
+static void test_pg_open_errors(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    fvd_store dummy;
+    fvd_store *s = &dummy; /* must be reset to NULL */
+
+    /* Nobody listens there: unreachable, and no password in the message. */
+    CHECK(FV_EBUSY, fvd_store_open_pg("postgresql://fvtest:s3cr3t-pw@127.0.0.1:1/fvtest"
+                                      "?connect_timeout=2", &s, E));
+    assert_null(s);
+    assert_null(strstr(err, "s3cr3t-pw"));
+    assert_non_null(strstr(err, "connect"));
+    /* No such database. */
+    char url[300];
+    snprintf(url, sizeof url, "%s_nonexistent", f->url);
+    CHECK(FV_EBUSY, fvd_store_open_pg(url, &s, E));
+    assert_non_null(strstr(err, "does not exist"));
+    CHECK(FV_EINVAL, fvd_store_open_pg(NULL, &s, E));
+    CHECK(FV_EINVAL, fvd_store_open_pg("", &s, E));
+    /* A schema from a newer fvd is refused, not trampled on. */
+    sql(f, "UPDATE fvd_meta SET value = 99 WHERE key = 'schema_version'");
+    CHECK(FV_EINVAL, fvd_store_open_pg(f->url, &s, E));
+    assert_non_null(strstr(err, "newer"));
+    sql(f, "UPDATE fvd_meta SET value = 1 WHERE key = 'schema_version'");
+    CHECK(FV_OK, fvd_store_open_pg(f->url, &s, E));
+    s->ops->close(s);
+}
+
+/* ---- running ------------------------------------------------------------------------------------------ */
+
+static int pg_group_setup(void **state)
+{
+    (void)state;
+    if (pgu_start(&cluster) != 0) {
+        fprintf(stderr, "test_server_store: cannot start PostgreSQL (see above)\n");
+        return -1;
+    }
+    cluster_up = 1;
+    fprintf(stderr, "test_server_store: PostgreSQL cluster (%s) ready in %.0f ms\n",
+            cluster.bindir, cluster.start_ms);
+    return 0;
+}
+
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    pgu_stop(&cluster);
+    cluster_up = 0;
+    return 0;
+}
+
+static int wanted(const char *name)
+{
+    const char *env = getenv("FV_STORE_BACKENDS");
+    return env == NULL || *env == '\0' || strstr(env, name) != NULL;
+}
+
+#define TEST(fn, be) cmocka_unit_test_prestate_setup_teardown(fn, setup_store, teardown_store, (void *)(be))
+#define SHARED_TESTS(be)                                                                         \
+    TEST(test_users_and_enrolment, be), TEST(test_enrol_race, be), TEST(test_devices, be),     \
+        TEST(test_nonces, be), TEST(test_push_commit, be), TEST(test_push_rollback, be),       \
+        TEST(test_seq_gapless, be), TEST(test_pull, be), TEST(test_empty, be)
+
+int main(void)
+{
+    int failed = 0;
+    if (wanted("sqlite")) {
+        const struct CMUnitTest sqlite_tests[] = {SHARED_TESTS(&sqlite_backend)};
+        failed += cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
+    }
+    if (wanted("postgres")) {
+        const struct CMUnitTest pg_tests[] = {
+            SHARED_TESTS(&pg_backend),
+            TEST(test_pg_concurrent_pushes, &pg_backend),
+            TEST(test_pg_concurrent_open, &pg_backend),
+            TEST(test_pg_reconnect, &pg_backend),
+            TEST(test_pg_nonce_purge, &pg_backend),
+            TEST(test_pg_misuse, &pg_backend),
+            TEST(test_pg_open_errors, &pg_backend),
+        };
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, pg_group_setup,
+                                              pg_group_teardown);
+    }
+    return failed ? 1 : 0;
+}
