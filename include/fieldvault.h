@@ -408,6 +408,109 @@ typedef enum fv_keep { FV_KEEP_MINE = 0, FV_KEEP_THEIRS = 1 } fv_keep;
 FV_API FV_NODISCARD fv_status fv_conflict_resolve(fv_db *db, const char *id,
                                                   fv_keep keep);
 
+/* ---- Networked sync with fvd ----
+ *
+ * A device enrols once with a one-time code from the team's admin (an
+ * Ed25519 key pair is made and kept in the encrypted store), then syncs
+ * whenever it is online: it pushes its outbox in bounded, numbered batches
+ * (each applied by the server exactly once, however often it is retried) and
+ * pulls what others changed after its cursor, until both are drained or the
+ * deadline comes.  Every request is signed.  docs/protocol.md is the wire
+ * contract.
+ */
+
+/* The transport.  The default is libcurl (TLS verification on); an app may
+ * supply its own (OkHttp, URLSession) through fv_sync_config.http. */
+typedef struct fv_http_header {
+    const char *name;
+    const char *value;
+} fv_http_header;
+
+typedef struct fv_http_request {
+    const char *url;                 /* absolute: server URL + path */
+    const fv_http_header *headers;   /* nheaders entries */
+    size_t nheaders;
+    const unsigned char *body;       /* POST body (protobuf) */
+    size_t body_len;
+    long timeout_ms;                 /* for the whole exchange */
+    size_t max_response;             /* refuse a longer response body */
+    const char *pinned_public_key;   /* curl-style "sha256//..." or NULL */
+} fv_http_request;
+
+typedef struct fv_http_response {
+    long status;                     /* HTTP status */
+    unsigned char *body;             /* malloc'd by the transport; freed by fieldvault */
+    size_t body_len;
+    int64_t server_time_ms;          /* X-FV-Server-Time, 0 if absent */
+} fv_http_response;
+
+/* Perform one POST.  0 when an HTTP response (any status) was received,
+ * -1 on a network failure (message in err, errcap bytes). */
+typedef int (*fv_http_post_fn)(void *ctx, const fv_http_request *req, fv_http_response *resp,
+                               char *err, size_t errcap);
+
+typedef struct fv_sync_progress {
+    uint64_t pushed, pulled;         /* changes so far in this sync */
+    uint64_t bytes_sent, bytes_received;
+} fv_sync_progress;
+typedef void (*fv_progress_fn)(void *ctx, const fv_sync_progress *p);
+
+typedef struct fv_sync_config {
+    size_t size;                     /* sizeof(fv_sync_config) */
+    const char *server;              /* NULL: the URL given at enrolment */
+    int64_t max_ms;                  /* time box; 0 = none */
+    uint32_t batch_changes;          /* push batch size; 0 = 500 */
+    long request_timeout_ms;         /* 0 = 30000 */
+    int max_attempts;                /* per request on network errors / 5xx; 0 = 4 */
+    fv_http_post_fn http;            /* NULL = libcurl */
+    void *http_ctx;
+    const char *pinned_public_key;   /* for the default transport */
+    fv_progress_fn progress;
+    void *progress_ctx;
+} fv_sync_config;
+
+typedef struct fv_sync_result {
+    size_t size;                     /* sizeof(fv_sync_result) */
+    uint64_t pushed, pulled, conflicts;
+    int drained;                     /* 1: nothing left to push or pull */
+    int stopped;                     /* 1: stopped by the deadline or a cancel */
+    int wiped;                       /* 1: the device was revoked; the store is erased */
+} fv_sync_result;
+
+/* Enrol with fvd at server (an http:// or https:// URL) using the one-time
+ * code; keeps the server URL, identity and keys in the store.  FV_EACCES for
+ * a refused code, FV_ENET if the server cannot be reached.  cfg may be NULL
+ * (only its transport fields are used). */
+FV_API FV_NODISCARD fv_status fv_enroll(fv_db *db, const char *server, const char *code,
+                                        const fv_sync_config *cfg);
+
+/* Sync until both directions are drained, the time box ends or fv_sync_cancel
+ * is called; stops only at batch boundaries, so the next call resumes where
+ * this one stopped.  res may be NULL.  FV_OK also when stopped early
+ * (res->stopped); FV_ENET after the retries are spent; FV_EPROTO when fvd
+ * refused a batch (a clock far ahead, a store put back from an old copy: the
+ * message says which; the outbox is kept); FV_EACCES when the device was
+ * revoked (res->wiped: the store is erased; close the handle). */
+FV_API FV_NODISCARD fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res);
+
+/* Ask a running fv_sync on db to stop at the next batch boundary.  The only
+ * call that may be made from another thread while db is in use. */
+FV_API fv_status fv_sync_cancel(fv_db *db);
+
+typedef struct fv_sync_status {
+    size_t size;                     /* sizeof(fv_sync_status) */
+    int enrolled;
+    char server[256];
+    char user[FV_NAME_MAX + 1], role[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
+    char device_id[33];
+    uint64_t pending_changes;        /* in the outbox */
+    uint64_t pull_cursor;
+    int64_t last_sync_ms;            /* last sync that drained both ways; 0 never */
+    char last_error[256];            /* of the last sync; empty if it succeeded */
+} fv_sync_status;
+
+FV_API FV_NODISCARD fv_status fv_sync_status_get(fv_db *db, fv_sync_status *st);
+
 #ifdef __cplusplus
 }
 #endif

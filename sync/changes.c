@@ -76,14 +76,6 @@ static int column_to_change(sqlite3_stmt *s, int col, const fv__field *f, fv__ch
 
 /* ---- export ------------------------------------------------------------- */
 
-typedef struct export_src {
-    fv_db *db;
-    sqlite3_stmt *s;
-    int all;
-    size_t table;          /* FV_EXPORT_ALL: current table of the catalogue */
-    uint64_t last_seq;
-    fv_status st;
-} export_src;
 
 static fv_status prepare_table_scan(export_src *x)
 {
@@ -187,10 +179,31 @@ static int next_pending(export_src *x, fv__change *c)
     return 1;
 }
 
-static int export_next(void *ctx, fv__change *c)
+int fv__export_next(void *ctx, fv__change *c)
 {
     export_src *x = ctx;
     return x->all ? next_all(x, c) : next_pending(x, c);
+}
+
+fv_status fv__outbox_source_init(export_src *x, fv_db *db, uint64_t since, uint64_t upto)
+{
+    memset(x, 0, sizeof *x);
+    x->db = db;
+    x->last_seq = since;
+    int rc = sqlite3_prepare_v2(db->sql,
+                                "SELECT tbl, row_id, field, value, hlc, base_hlc, seq"
+                                " FROM fv_outbox WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+                                -1, &x->s, NULL);
+    if (rc != SQLITE_OK) return fv__sqlerr(db, rc, "reading the outbox");
+    sqlite3_bind_int64(x->s, 1, (sqlite3_int64)since);
+    sqlite3_bind_int64(x->s, 2, upto ? (sqlite3_int64)upto : INT64_MAX);
+    return FV_OK;
+}
+
+void fv__outbox_source_done(export_src *x)
+{
+    sqlite3_finalize(x->s);
+    x->s = NULL;
 }
 
 fv_status fv_changes_export(fv_db *db, unsigned flags, uint64_t since_seq, fv_write_fn w,
@@ -205,18 +218,11 @@ fv_status fv_changes_export(fv_db *db, unsigned flags, uint64_t since_seq, fv_wr
     int opened = 0;
     fv_status st = fv__tx_begin(db, &opened); /* one consistent snapshot */
     if (st != FV_OK) return st;
-    if (!x.all) {
-        int rc = sqlite3_prepare_v2(db->sql,
-                                    "SELECT tbl, row_id, field, value, hlc, base_hlc, seq"
-                                    " FROM fv_outbox WHERE seq > ?1 ORDER BY seq",
-                                    -1, &x.s, NULL);
-        if (rc != SQLITE_OK) st = fv__sqlerr(db, rc, "reading the outbox");
-        else sqlite3_bind_int64(x.s, 1, (sqlite3_int64)since_seq);
-    }
+    if (!x.all) st = fv__outbox_source_init(&x, db, since_seq, 0);
     uint64_t count = 0;
     if (st == FV_OK) {
         char err[256] = "";
-        st = fv__wire_encode_changeset(db->device, export_next, &x, w, ctx, &count, err,
+        st = fv__wire_encode_changeset(db->device, fv__export_next, &x, w, ctx, &count, err,
                                        sizeof err);
         if (st != FV_OK)
             st = x.st != FV_OK ? x.st : fv__err(db, st, "writing the change set: %s", err);
@@ -585,12 +591,9 @@ static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
     return -1;
 }
 
-fv_status fv_changes_apply(fv_db *db, fv_read_fn r, void *ctx, fv_apply_stats *stats)
+fv_status fv__apply_with(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_stats *stats,
+                         fv__before_commit_fn before_commit, void *bctx)
 {
-    if (db == NULL) return FV_EMISUSE;
-    fv__reset(db);
-    if (r == NULL || (stats != NULL && stats->size < sizeof *stats))
-        return fv__err(db, FV_EMISUSE, "fv_changes_apply: no reader, or stats.size not set");
     if (db->in_batch) return fv__err(db, FV_EMISUSE, "finish the batch first");
     applier *a = calloc(1, sizeof *a);
     if (a == NULL) return fv__err(db, FV_ENOMEM, "out of memory");
@@ -601,13 +604,13 @@ fv_status fv_changes_apply(fv_db *db, fv_read_fn r, void *ctx, fv_apply_stats *s
     fv_status st = fv__tx_begin(db, &opened);
     if (st == FV_OK) {
         char err[FV_ERRMSG_MAX] = "";
-        fv__changeset_info info;
-        fv_status dst = fv__wire_decode_changeset(r, ctx, apply_sink, a, &info, err, sizeof err);
+        fv_status dst = decode(dctx, apply_sink, a, err, sizeof err);
         if (dst != FV_OK && a->failed != FV_OK && a->failed != FV_EPROTO)
             st = fv__err(db, a->failed, "applying the change set: %s", err);
         else if (dst != FV_OK)
             st = fv__err(db, dst, "the change set was refused: %s", err);
         if (st == FV_OK) st = fv__hlc_save(db);
+        if (st == FV_OK && before_commit != NULL) st = before_commit(db, bctx);
     }
     applier_free(a);
     st = fv__tx_end(db, opened, st);
@@ -620,6 +623,29 @@ fv_status fv_changes_apply(fv_db *db, fv_read_fn r, void *ctx, fv_apply_stats *s
     }
     free(a);
     return st;
+}
+
+typedef struct changeset_reader {
+    fv_read_fn r;
+    void *ctx;
+} changeset_reader;
+
+static fv_status decode_changeset(void *dctx, fv__change_sink sink, void *sctx, char *err,
+                                  size_t errcap)
+{
+    changeset_reader *cr = dctx;
+    fv__changeset_info info;
+    return fv__wire_decode_changeset(cr->r, cr->ctx, sink, sctx, &info, err, errcap);
+}
+
+fv_status fv_changes_apply(fv_db *db, fv_read_fn r, void *ctx, fv_apply_stats *stats)
+{
+    if (db == NULL) return FV_EMISUSE;
+    fv__reset(db);
+    if (r == NULL || (stats != NULL && stats->size < sizeof *stats))
+        return fv__err(db, FV_EMISUSE, "fv_changes_apply: no reader, or stats.size not set");
+    changeset_reader cr = {r, ctx};
+    return fv__apply_with(db, decode_changeset, &cr, stats, NULL, NULL);
 }
 
 static long file_read(void *ctx, unsigned char *buf, size_t cap)

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -51,7 +52,8 @@ enum {
     EXIT_USAGE = 2,
     EXIT_KEY = 3,
     EXIT_CORRUPT = 4,
-    EXIT_ACCESS = 5
+    EXIT_ACCESS = 5,
+    EXIT_PARTIAL = 6 /* fv sync: the time box ended with work left */
 };
 
 /* ---- tables: options ---- */
@@ -141,6 +143,18 @@ static const opt_def export_opts[] = {
 
 static const opt_def resolve_opts[] = {
     {"keep", NULL, "mine|theirs"},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def enroll_opts[] = {
+    {"server", NULL, "URL"},
+    {"code", NULL, "CODE"},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def sync_opts[] = {
+    {"server", NULL, "URL"},
+    {"max-seconds", NULL, "N"},
     {NULL, NULL, NULL},
 };
 
@@ -261,6 +275,9 @@ static int run_changes_import(fv_db *db, const args *a, output *o);
 static int run_conflicts(fv_db *db, const args *a, output *o);
 static int run_conflicts_resolve(fv_db *db, const args *a, output *o);
 static int run_state_hash(fv_db *db, const args *a, output *o);
+static int run_enroll(fv_db *db, const args *a, output *o);
+static int run_sync(fv_db *db, const args *a, output *o);
+static int run_status(fv_db *db, const args *a, output *o);
 
 static const command commands[] = {
     {NULL, "init", NULL, 0, {init_opts, NULL}, {NULL}, CMD_CREATE, run_init,
@@ -317,6 +334,13 @@ static const command commands[] = {
      "conflicts DB [--all] [--json]", "concurrent edits that were overwritten (--all: resolved too)"},
     {NULL, "state-hash", NULL, 0, {NULL, NULL}, {NULL}, 0, run_state_hash, "state-hash DB",
      "a hash of every visible record and field: equal on replicas holding the same data"},
+    {NULL, "enroll", NULL, 0, {enroll_opts, NULL}, {"server", "code", NULL}, 0, run_enroll,
+     "enroll DB --server URL --code CODE", "enrol this store with fvd using a one-time code"},
+    {NULL, "sync", NULL, 0, {sync_opts, NULL}, {NULL}, 0, run_sync,
+     "sync DB [--server URL] [--max-seconds N] [--json]",
+     "push the outbox and pull others' changes; exit 6 if the time box left work"},
+    {NULL, "status", NULL, 0, {NULL, NULL}, {NULL}, 0, run_status, "status DB [--json]",
+     "enrolment, pending changes, last sync, last error"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -1438,6 +1462,127 @@ static int run_state_hash(fv_db *db, const args *a, output *o)
     return 0;
 }
 
+/* ---- networked sync ---- */
+
+static int run_enroll(fv_db *db, const args *a, output *o)
+{
+    fv_status st = fv_enroll(db, arg_get(a, "server"), arg_get(a, "code"), NULL);
+    if (st != FV_OK) return lib_fail(db, st);
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    if ((st = fv_sync_status_get(db, &ss)) != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_member_string(&o->j, "server", ss.server);
+        fvj_member_string(&o->j, "device_id", ss.device_id);
+        fvj_member_string(&o->j, "user", ss.user);
+        fvj_member_string(&o->j, "role", ss.role);
+        fvj_member_string(&o->j, "team", ss.team);
+        fvj_end_object(&o->j);
+    } else {
+        fprintf(o->f, "enrolled with %s as %s (%s, team %s); device %s\n", ss.server, ss.user,
+                ss.role, ss.team, ss.device_id);
+    }
+    return 0;
+}
+
+static void on_progress(void *ctx, const fv_sync_progress *p)
+{
+    (void)ctx;
+    fprintf(stderr, "\rsync: pushed %llu, pulled %llu changes (%llu KiB sent, %llu received)",
+            (unsigned long long)p->pushed, (unsigned long long)p->pulled,
+            (unsigned long long)(p->bytes_sent / 1024), (unsigned long long)(p->bytes_received / 1024));
+    fflush(stderr);
+}
+
+static int run_sync(fv_db *db, const args *a, output *o)
+{
+    fv_sync_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.server = arg_get(a, "server");
+    const char *ms = arg_get(a, "max-seconds");
+    if (ms != NULL) {
+        uint32_t secs;
+        if (parse_u32(ms, 1, 86400, &secs) != 0)
+            return usage_error(a->cmd, "--max-seconds must be a whole number from 1 to 86400");
+        cfg.max_ms = (int64_t)secs * 1000;
+    }
+    int tty = isatty(STDERR_FILENO) && !o->json;
+    if (tty) cfg.progress = on_progress;
+    fv_sync_result r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    fv_status st = fv_sync(db, &cfg, &r);
+    if (tty) fputc('\n', stderr);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_key(&o->j, "pushed");
+        fvj_int(&o->j, (int64_t)r.pushed);
+        fvj_key(&o->j, "pulled");
+        fvj_int(&o->j, (int64_t)r.pulled);
+        fvj_key(&o->j, "conflicts");
+        fvj_int(&o->j, (int64_t)r.conflicts);
+        fvj_key(&o->j, "drained");
+        fvj_bool(&o->j, r.drained);
+        fvj_end_object(&o->j);
+    } else {
+        fprintf(o->f, "pushed %llu, pulled %llu, conflicts %llu%s\n", (unsigned long long)r.pushed,
+                (unsigned long long)r.pulled, (unsigned long long)r.conflicts,
+                r.drained ? "" : " (stopped by the time limit: run fv sync again)");
+    }
+    return r.drained ? 0 : EXIT_PARTIAL;
+}
+
+static int run_status(fv_db *db, const args *a, output *o)
+{
+    (void)a;
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    fv_status st = fv_sync_status_get(db, &ss);
+    if (st != FV_OK) return lib_fail(db, st);
+    char when[32] = "never";
+    if (ss.last_sync_ms > 0) {
+        time_t t = (time_t)(ss.last_sync_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_key(&o->j, "enrolled");
+        fvj_bool(&o->j, ss.enrolled);
+        fvj_member_string(&o->j, "server", ss.server);
+        fvj_member_string(&o->j, "device_id", ss.device_id);
+        fvj_member_string(&o->j, "user", ss.user);
+        fvj_member_string(&o->j, "role", ss.role);
+        fvj_member_string(&o->j, "team", ss.team);
+        fvj_key(&o->j, "pending_changes");
+        fvj_int(&o->j, (int64_t)ss.pending_changes);
+        fvj_key(&o->j, "pull_cursor");
+        fvj_int(&o->j, (int64_t)ss.pull_cursor);
+        fvj_key(&o->j, "last_sync");
+        if (ss.last_sync_ms > 0) fvj_string(&o->j, when); else fvj_null(&o->j);
+        fvj_key(&o->j, "last_error");
+        if (ss.last_error[0]) fvj_string(&o->j, ss.last_error); else fvj_null(&o->j);
+        fvj_end_object(&o->j);
+    } else {
+        fprintf(o->f, "device:          %s\n", ss.device_id);
+        if (ss.enrolled)
+            fprintf(o->f, "server:          %s\nuser:            %s (%s, team %s)\n", ss.server,
+                    ss.user, ss.role, ss.team);
+        else
+            fprintf(o->f, "server:          (not enrolled)\n");
+        fprintf(o->f, "pending changes: %llu\nlast sync:       %s\n",
+                (unsigned long long)ss.pending_changes, when);
+        if (ss.last_error[0]) fprintf(o->f, "last error:      %s\n", ss.last_error);
+    }
+    return 0;
+}
+
 /* ---- main ---- */
 
 /* Copy the buffered output to stdout; an output error is a failure. */
@@ -1463,13 +1608,19 @@ static int run(const args *a)
     if (rc == 0) {
         fvj_init(&o.j, o.f, 1);
         rc = a->cmd->run(db, a, &o);
-        if (rc == 0 && o.json && fvj_finish(&o.j) != 0) rc = fail("internal error writing JSON");
+        if ((rc == 0 || rc == EXIT_PARTIAL) && o.json && fvj_finish(&o.j) != 0)
+            rc = fail("internal error writing JSON");
     }
     fv_status st = fv_close(db);
-    if (rc == 0 && st != FV_OK) rc = fail("closing the store: %s", fv_status_str(st));
+    if ((rc == 0 || rc == EXIT_PARTIAL) && st != FV_OK)
+        rc = fail("closing the store: %s", fv_status_str(st));
     if (o.f != NULL) {
         if (fclose(o.f) != 0 && rc == 0) rc = fail("out of memory");
-        if (rc == 0) rc = flush_output(buf, len);
+        /* a partial sync still reports what it did */
+        if (rc == 0 || rc == EXIT_PARTIAL) {
+            int frc = flush_output(buf, len);
+            if (frc != 0) rc = frc;
+        }
         if (buf != NULL) sodium_memzero(buf, len); /* may hold protected values */
         free(buf);
     }

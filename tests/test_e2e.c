@@ -1,0 +1,639 @@
+/*
+ * test_e2e.c - devices and a real fvd on loopback, on both backends (fvd's
+ * SQLite file, and a throwaway PostgreSQL cluster started for the test):
+ *
+ *  1. three enrolled devices edit offline, sync in random order several
+ *     times, and end with equal state hashes, equal to the server's view (a
+ *     fresh device that pulls everything);
+ *  2. fvd killed with SIGKILL while applying a push, restarted: the retry
+ *     completes, nothing lost, nothing applied twice;
+ *  4. a device whose clock is an hour off syncs; one a year ahead is refused
+ *     with a clear message and keeps its outbox;
+ *  5. a revoked device's next sync erases its store; fvd refuses it after;
+ *  6. 100,000 changes pulled in bounded batches with flat memory, and with a
+ *     time box far shorter than the whole pull, repeated syncs finish it,
+ *     each stopping within about one batch of its deadline, nothing twice.
+ * (3 and 7, replays and hostile bodies, are in test_fvd.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fieldvault.h"
+#include "pgutil.h"
+#include "testutil.h"
+
+/* ---- fvd as a child process -------------------------------------------- */
+
+typedef struct backend {
+    const char *name;
+    int pg;
+    char data[512];  /* --data DIR, or */
+    char url[512];   /* --postgres URL */
+} backend;
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    char base[64];   /* http://127.0.0.1:PORT */
+} server;
+
+static pgu_cluster cluster;
+static int cluster_up;
+
+static const char *store_flag(const backend *b)
+{
+    return b->pg ? "--postgres" : "--data";
+}
+static const char *store_arg(const backend *b)
+{
+    return b->pg ? b->url : b->data;
+}
+
+/* Start fvd on port (0: any free one; a restart passes the old one, as an
+ * operator restarting the service would). */
+static int server_try_start(const backend *b, server *s, int port)
+{
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execl(FVD_BIN, FVD_BIN, "serve", store_flag(b), store_arg(b), "--listen", listen,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    FILE *f = fdopen(p[0], "r");
+    char line[256];
+    s->pid = pid;
+    s->port = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *at = strstr(line, "listening on 127.0.0.1:");
+        if (at != NULL) {
+            s->port = atoi(at + strlen("listening on 127.0.0.1:"));
+            break;
+        }
+    }
+    fclose(f); /* fvd's later output goes nowhere */
+    if (s->port <= 0) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        s->pid = 0;
+        return -1;
+    }
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
+    return 0;
+}
+
+static void server_start_on(const backend *b, server *s, int port)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        if (server_try_start(b, s, port) == 0) return;
+        struct timespec ts = {0, 100 * 1000000L}; /* the port may linger briefly */
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "fvd did not start (%s, port %d)\n", b->name, port);
+    fail();
+}
+
+static void server_start(const backend *b, server *s)
+{
+    server_start_on(b, s, 0);
+}
+
+static void server_kill(server *s, int sig)
+{
+    kill(s->pid, sig);
+    int st;
+    while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {}
+    s->pid = 0;
+}
+
+/* fvd admin ... add-user: the one-time code (malloc'd). */
+static char *add_user(const backend *b, const char *name, const char *role, const char *team)
+{
+    const char *argv[] = {FVD_BIN, "admin", store_flag(b), store_arg(b), "add-user", name, "--role",
+                          role, "--team", team, NULL};
+    tu_result r = tu_run(argv, NULL, NULL);
+    if (r.exit_code != 0) fprintf(stderr, "add-user: %s\n", r.err);
+    assert_int_equal(r.exit_code, 0);
+    size_t n = strlen(r.out);
+    while (n > 0 && (r.out[n - 1] == '\n' || r.out[n - 1] == ' ')) r.out[--n] = '\0';
+    assert_true(n > 0);
+    free(r.err);
+    return r.out;
+}
+
+/* ---- devices ------------------------------------------------------------- */
+
+typedef struct device {
+    char *path;
+    fv_db *db;
+} device;
+
+static void device_open(device *d, const char *dir, const char *name, int create)
+{
+    d->path = tu_path(dir, name);
+    fv_open_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.path = d->path;
+    cfg.passphrase = "pw";
+    cfg.passphrase_len = 2;
+    cfg.flags = create ? FV_OPEN_CREATE : 0;
+    cfg.kdf_mem_kib = 8192;
+    cfg.kdf_passes = 1;
+    cfg.user = name;
+    fv_status st = fv_open(&d->db, &cfg);
+    if (st != FV_OK) fprintf(stderr, "open: %s\n", fv_errmsg(d->db));
+    assert_int_equal(st, FV_OK);
+}
+
+static void device_close(device *d)
+{
+    if (d->db) assert_int_equal(fv_close(d->db), FV_OK);
+    d->db = NULL;
+    free(d->path);
+    d->path = NULL;
+}
+
+static void enroll(const backend *b, const server *s, device *d, const char *user,
+                   const char *role)
+{
+    char *code = add_user(b, user, role, "north");
+    fv_status st = fv_enroll(d->db, s->base, code, NULL);
+    if (st != FV_OK) fprintf(stderr, "enroll: %s\n", fv_errmsg(d->db));
+    assert_int_equal(st, FV_OK);
+    free(code);
+}
+
+static fv_sync_result sync_dev(device *d, int64_t max_ms, fv_status want)
+{
+    fv_sync_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.max_ms = max_ms;
+    fv_sync_result r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    fv_status st = fv_sync(d->db, &cfg, &r);
+    if (st != want) fprintf(stderr, "sync: status %d: %s\n", st, fv_errmsg(d->db));
+    assert_int_equal(st, want);
+    return r;
+}
+
+static void hash(device *d, char out[65])
+{
+    assert_int_equal(fv_state_hash(d->db, out), FV_OK);
+}
+
+static char *new_customer(fv_db *db, const char *name)
+{
+    fv_record *r;
+    assert_int_equal(fv_record_new(db, "customer", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "name", name), FV_OK);
+    assert_int_equal(fv_insert(db, r), FV_OK);
+    char *id = strdup(fv_record_id(r));
+    fv_record_free(r);
+    return id;
+}
+
+static void new_visit(fv_db *db, const char *cust, const char *summary)
+{
+    fv_record *r;
+    assert_int_equal(fv_record_new(db, "visit", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "customer_id", cust), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "method", "visit"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "summary", summary), FV_OK);
+    assert_int_equal(fv_insert(db, r), FV_OK);
+    fv_record_free(r);
+}
+
+static size_t count_visits(fv_db *db)
+{
+    fv_list *l;
+    const fv_record *r;
+    size_t n = 0;
+    assert_int_equal(fv_list_visits(db, NULL, &l), FV_OK);
+    while (fv_list_next(l, &r) == FV_OK && r != NULL) n++;
+    fv_list_free(l);
+    return n;
+}
+
+/* ---- fixtures: one per backend -------------------------------------------- */
+
+typedef struct fx {
+    backend b;
+    char *dir;
+    server s;
+} fx;
+
+static int counter;
+
+static int setup_backend(void **state, int pg)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdtemp(pg ? "e2e-pg" : "e2e-sqlite");
+    f->b.name = pg ? "postgres" : "sqlite";
+    f->b.pg = pg;
+    if (pg) {
+        if (!cluster_up) {
+            assert_int_equal(pgu_start(&cluster), 0);
+            cluster_up = 1;
+        }
+        char db[32];
+        snprintf(db, sizeof db, "e2e%d", ++counter);
+        assert_int_equal(pgu_new_database(&cluster, db, f->b.url, sizeof f->b.url), 0);
+    } else {
+        snprintf(f->b.data, sizeof f->b.data, "%s/fvd-data", f->dir);
+    }
+    server_start(&f->b, &f->s);
+    *state = f;
+    return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_backend(state, 0);
+}
+static int setup_pg(void **state)
+{
+    return setup_backend(state, 1);
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->s.pid > 0) server_kill(&f->s, SIGTERM);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- 1. three devices converge -------------------------------------------- */
+
+static void test_three_devices_converge(void **state)
+{
+    fx *f = *state;
+    const char *e = getenv("FV_SEED");
+    unsigned seed = e ? (unsigned)strtoul(e, NULL, 10) : (unsigned)time(NULL);
+    fprintf(stderr, "test_three_devices_converge (%s): FV_SEED=%u\n", f->b.name, seed);
+    device d[3];
+    const char *users[] = {"ana", "ben", "lea"};
+    /* On PostgreSQL a second fvd process serves the same team: devices
+     * split between the two must converge just the same. */
+    server s2;
+    memset(&s2, 0, sizeof s2);
+    if (f->b.pg) server_start(&f->b, &s2);
+    for (int i = 0; i < 3; i++) {
+        device_open(&d[i], f->dir, users[i], 1);
+        enroll(&f->b, (f->b.pg && i == 1) ? &s2 : &f->s, &d[i], users[i], i == 2 ? "lead" : "rep");
+    }
+    char *ids[64];
+    size_t nids = 0;
+    size_t visits = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 3; i++) { /* offline edits */
+            int ops = 3 + rand_r(&seed) % 6;
+            for (int k = 0; k < ops; k++) {
+                int op = rand_r(&seed) % 4;
+                if (op == 0 || nids == 0) {
+                    if (nids < 64) {
+                        char name[32];
+                        snprintf(name, sizeof name, "c-%d-%zu", i, nids);
+                        ids[nids++] = new_customer(d[i].db, name);
+                    }
+                    continue;
+                }
+                const char *id = ids[(size_t)rand_r(&seed) % nids];
+                fv_record *r;
+                if (fv_get(d[i].db, "customer", id, &r) != FV_OK) continue;
+                if (op == 1) {
+                    static const char *const stages[] = {"lead", "intent", "won", "lost"};
+                    assert_int_equal(fv_record_set_text(r, "stage", stages[rand_r(&seed) % 4]), FV_OK);
+                    assert_int_equal(fv_update(d[i].db, r), FV_OK);
+                } else {
+                    new_visit(d[i].db, id, "on site");
+                    visits++;
+                }
+                fv_record_free(r);
+            }
+        }
+        int order[3] = {0, 1, 2};
+        for (int k = 2; k > 0; k--) {
+            int j = rand_r(&seed) % (k + 1), t = order[k];
+            order[k] = order[j];
+            order[j] = t;
+        }
+        for (int k = 0; k < 3; k++) (void)sync_dev(&d[order[k]], 0, FV_OK);
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 3; i++) (void)sync_dev(&d[i], 0, FV_OK);
+    char h0[65], h[65];
+    hash(&d[0], h0);
+    for (int i = 1; i < 3; i++) {
+        hash(&d[i], h);
+        assert_string_equal(h, h0);
+    }
+    /* the server's view: a new device that pulls everything */
+    device v;
+    device_open(&v, f->dir, "viewer", 1);
+    enroll(&f->b, &f->s, &v, "viewer", "director");
+    fv_sync_result r = sync_dev(&v, 0, FV_OK);
+    assert_true(r.drained);
+    hash(&v, h);
+    assert_string_equal(h, h0);
+    assert_int_equal(count_visits(v.db), visits);
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    assert_int_equal(fv_sync_status_get(d[0].db, &ss), FV_OK);
+    assert_int_equal(ss.pending_changes, 0);
+    assert_true(ss.last_sync_ms > 0);
+    assert_string_equal(ss.user, "ana");
+    device_close(&v);
+    for (int i = 0; i < 3; i++) device_close(&d[i]);
+    for (size_t k = 0; k < nids; k++) free(ids[k]);
+    if (s2.pid > 0) server_kill(&s2, SIGTERM);
+}
+
+/* ---- 2. fvd killed mid-push ------------------------------------------------ */
+
+static void test_fvd_killed_mid_push(void **state)
+{
+    fx *f = *state;
+    device a, b;
+    device_open(&a, f->dir, "ana", 1);
+    device_open(&b, f->dir, "ben", 1);
+    enroll(&f->b, &f->s, &a, "ana", "rep");
+    enroll(&f->b, &f->s, &b, "ben", "rep");
+    char *cust = new_customer(a.db, "Big Plant");
+    const size_t n = 6000;
+    assert_int_equal(fv_begin(a.db), FV_OK);
+    for (size_t i = 0; i < n; i++) {
+        char s[32];
+        snprintf(s, sizeof s, "visit %zu", i);
+        new_visit(a.db, cust, s);
+    }
+    assert_int_equal(fv_commit(a.db), FV_OK);
+    /* a sync in a child process (it has its own handle on the same store
+     * after we close ours), fvd killed while it pushes */
+    device_close(&a);
+    unsigned seed = (unsigned)time(NULL);
+    for (int kill_round = 0; kill_round < 3; kill_round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            device c;
+            device_open(&c, f->dir, "ana", 0);
+            fv_sync_config cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.size = sizeof cfg;
+            cfg.batch_changes = 2000;
+            cfg.max_attempts = 1;
+            fv_sync_result r;
+            memset(&r, 0, sizeof r);
+            r.size = sizeof r;
+            if (fv_sync(c.db, &cfg, &r) != FV_OK) { /* killed server: expected */ }
+            fv_close(c.db);
+            _exit(0);
+        }
+        struct timespec ts = {0, (long)(20 + rand_r(&seed) % 200) * 1000000L};
+        nanosleep(&ts, NULL);
+        server_kill(&f->s, SIGKILL);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        server_start_on(&f->b, &f->s, f->s.port); /* the same address: devices know it */
+    }
+    device_open(&a, f->dir, "ana", 0);
+    fv_sync_result r = sync_dev(&a, 0, FV_OK); /* the retry completes */
+    assert_true(r.drained);
+    r = sync_dev(&b, 0, FV_OK);
+    assert_true(r.drained);
+    assert_int_equal(count_visits(b.db), n);  /* nothing lost, nothing twice */
+    char ha[65], hb[65];
+    hash(&a, ha);
+    hash(&b, hb);
+    assert_string_equal(ha, hb);
+    device_close(&a);
+    device_close(&b);
+    free(cust);
+}
+
+/* ---- 4. clocks ----------------------------------------------------------- */
+
+static tu_result fv_cli(const char *skew, const char *const *args)
+{
+    const char *argv[16];
+    size_t n = 0;
+    argv[n++] = FV_BIN;
+    for (size_t i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    char env_skew[64];
+    snprintf(env_skew, sizeof env_skew, "FV_CLOCK_SKEW_MS=%s", skew);
+    const char *env[] = {"FV_PASSPHRASE=pw", env_skew, NULL};
+    return tu_run(argv, env, NULL);
+}
+
+static void test_clock_skew(void **state)
+{
+    fx *f = *state;
+    const char *skews[] = {"3600000", "-3600000", "31536000000"};
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "skew%d", k);
+        char *path = tu_path(f->dir, name);
+        const char *init[] = {"init", path, "--kdf-mem", "8", "--kdf-passes", "1", NULL};
+        tu_result r = fv_cli(skews[k], init);
+        assert_int_equal(r.exit_code, 0);
+        tu_result_free(&r);
+        char *code = add_user(&f->b, name, "rep", "north");
+        const char *en[] = {"enroll", path, "--server", f->s.base, "--code", code, NULL};
+        r = fv_cli(skews[k], en);
+        if (r.exit_code != 0) fprintf(stderr, "enroll: %s\n", r.err);
+        assert_int_equal(r.exit_code, 0);
+        tu_result_free(&r);
+        free(code);
+        const char *add[] = {"customer", "add", path, "--name", "Skewed", NULL};
+        r = fv_cli(skews[k], add);
+        assert_int_equal(r.exit_code, 0);
+        tu_result_free(&r);
+        const char *sy[] = {"sync", path, NULL};
+        r = fv_cli(skews[k], sy);
+        if (k < 2) {
+            if (r.exit_code != 0) fprintf(stderr, "sync with skew %s: %s\n", skews[k], r.err);
+            assert_int_equal(r.exit_code, 0); /* an hour off: fine */
+        } else {
+            assert_int_not_equal(r.exit_code, 0); /* a year ahead: refused, clearly */
+            assert_non_null(strstr(r.err, "ahead"));
+        }
+        tu_result_free(&r);
+        const char *stj[] = {"status", path, "--json", NULL};
+        r = fv_cli(skews[k], stj);
+        assert_int_equal(r.exit_code, 0);
+        /* refused: the outbox is kept */
+        if (k < 2) assert_non_null(strstr(r.out, "\"pending_changes\": 0"));
+        else assert_null(strstr(r.out, "\"pending_changes\": 0"));
+        tu_result_free(&r);
+        free(path);
+    }
+}
+
+/* ---- 5. revoked ----------------------------------------------------------- */
+
+static void test_revoked_device_wiped(void **state)
+{
+    fx *f = *state;
+    device a;
+    device_open(&a, f->dir, "ana", 1);
+    enroll(&f->b, &f->s, &a, "ana", "rep");
+    free(new_customer(a.db, "Acme"));
+    (void)sync_dev(&a, 0, FV_OK);
+    char dev[33];
+    assert_int_equal(fv_device_id(a.db, dev), FV_OK);
+    const char *argv[] = {FVD_BIN, "admin", store_flag(&f->b), store_arg(&f->b), "revoke-device", dev, NULL};
+    tu_result r = tu_run(argv, NULL, NULL);
+    assert_int_equal(r.exit_code, 0);
+    tu_result_free(&r);
+    fv_sync_result res = sync_dev(&a, 0, FV_EACCES);
+    assert_true(res.wiped);
+    assert_non_null(strstr(fv_errmsg(a.db), "revoked"));
+    /* the files are gone, and the server refuses it afterwards */
+    size_t len;
+    unsigned char *b = tu_read_file(a.path, &len);
+    assert_null(b);
+    assert_int_equal(fv_sync(a.db, NULL, NULL), FV_EACCES);
+    const char *list[] = {FVD_BIN, "admin", store_flag(&f->b), store_arg(&f->b), "list-devices", "--json", NULL};
+    r = tu_run(list, NULL, NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, dev));
+    assert_non_null(strstr(r.out, "true")); /* revoked */
+    tu_result_free(&r);
+    device_close(&a);
+}
+
+/* ---- 6. a big pull, time-boxed ------------------------------------------------ */
+
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void fill_customers(fv_db *db, long n)
+{
+    assert_int_equal(fv_begin(db), FV_OK);
+    for (long i = 0; i < n; i++) {
+        fv_record *r;
+        char name[32];
+        snprintf(name, sizeof name, "bulk %ld", i);
+        assert_int_equal(fv_record_new(db, "customer", &r), FV_OK);
+        assert_int_equal(fv_record_set_text(r, "name", name), FV_OK);
+        assert_int_equal(fv_record_set_text(r, "stage", "lead"), FV_OK);
+        assert_int_equal(fv_record_set_text(r, "grade", "B"), FV_OK);
+        assert_int_equal(fv_record_set_text(r, "region", "North"), FV_OK);
+        assert_int_equal(fv_insert(db, r), FV_OK); /* + owner: 5 changes */
+        fv_record_free(r);
+    }
+    assert_int_equal(fv_commit(db), FV_OK);
+}
+
+static void test_big_pull_time_boxed(void **state)
+{
+    fx *f = *state;
+    const char *e = getenv("FV_E2E_BIG");
+#if defined(__SANITIZE_ADDRESS__)
+    long changes = e ? atol(e) : 20000;
+#else
+    long changes = e ? atol(e) : 100000;
+#endif
+    device a, b;
+    device_open(&a, f->dir, "ana", 1);
+    device_open(&b, f->dir, "ben", 1);
+    enroll(&f->b, &f->s, &a, "ana", "rep");
+    enroll(&f->b, &f->s, &b, "ben", "rep");
+    fill_customers(a.db, changes / 5);
+    fv_sync_result r = sync_dev(&a, 0, FV_OK);
+    assert_int_equal(r.pushed, (uint64_t)changes);
+    /* b pulls it all in time boxes of 300 ms */
+    long base = peak_rss_kib();
+    uint64_t pulled = 0;
+    int calls = 0;
+    int64_t worst_over = 0;
+    for (;;) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = sync_dev(&b, 300, FV_OK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t took = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (took - 300 > worst_over) worst_over = took - 300;
+        pulled += r.pulled;
+        calls++;
+        if (r.drained) break;
+        assert_true(r.stopped);
+        assert_true(calls < 10000);
+    }
+    long after = peak_rss_kib();
+    fprintf(stderr,
+            "test_big_pull_time_boxed (%s): %llu changes pulled in %d time-boxed syncs of 300 ms; "
+            "worst overrun %lld ms; peak RSS %ld KiB before, %ld after\n",
+            f->b.name, (unsigned long long)pulled, calls, (long long)worst_over, base, after);
+    assert_int_equal(pulled, (uint64_t)changes); /* nothing twice, nothing missing */
+    assert_true(calls > 1);
+    /* each stop came at a batch boundary near the deadline: the overrun is
+     * at most about one batch (bounded generously: shared, noisy machines) */
+    assert_true(worst_over < 5000);
+#if !defined(__SANITIZE_ADDRESS__)
+    assert_true(after - base < 32 * 1024);
+#endif
+    char ha[65], hb[65];
+    hash(&a, ha);
+    hash(&b, hb);
+    assert_string_equal(ha, hb);
+    device_close(&a);
+    device_close(&b);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (cluster_up) pgu_stop(&cluster);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_three_devices_converge, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_three_devices_converge, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_fvd_killed_mid_push, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_fvd_killed_mid_push, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_device_wiped, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_device_wiped, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_big_pull_time_boxed, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_big_pull_time_boxed, setup_pg, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
+}
