@@ -1,0 +1,93 @@
+/*
+ * policy.h - field-level access control as data, one module shared by the
+ * device API and fvd (issue: field-level access control).
+ *
+ * A policy is a table: for each role, a row scope (own customers, the
+ * team's, all, none) and for each table and field class an access level
+ * (none, read, write).  Contacts and visits are in scope when their
+ * customer is.  The default policy is DESIGN.md's:
+ *
+ *   role      scope  customer/contact fields         visit fields
+ *   rep       own    public, pii, confidential: rw   rw
+ *   lead      team   all classes rw                  rw
+ *   director  all    all classes rw                  rw
+ *   service   all    public r, pii r, confidential -  rw (may add visits)
+ *   admin     none   -                               -
+ *
+ * Policies are versioned; a newer version replaces an older one.  Pure: no
+ * I/O, no allocation.
+ */
+#ifndef FV_POLICY_H
+#define FV_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fieldvault.h"
+
+#define FV_POLICY_ROLES_MAX 8
+#define FV_POLICY_ROLE_MAX 16
+#define FV_POLICY_TABLES 3 /* customer, contact, visit */
+
+typedef enum fv__access { FV__ACCESS_NONE = 0, FV__ACCESS_READ = 1, FV__ACCESS_WRITE = 2 } fv__access;
+typedef enum fv__scope {
+    FV__SCOPE_NONE = 0,
+    FV__SCOPE_OWN = 1,  /* customers whose owner is the user */
+    FV__SCOPE_TEAM = 2, /* customers of the user's team */
+    FV__SCOPE_ALL = 3
+} fv__scope;
+
+typedef struct fv__policy_role {
+    char name[FV_POLICY_ROLE_MAX + 1];
+    fv__scope scope;
+    /* [table][class]: table 0 customer, 1 contact, 2 visit; class as
+     * fv_field_class (public, pii, confidential) */
+    unsigned char access[FV_POLICY_TABLES][3];
+} fv__policy_role;
+
+typedef struct fv__policy {
+    uint32_t version;
+    size_t nroles;
+    fv__policy_role roles[FV_POLICY_ROLES_MAX];
+} fv__policy;
+
+/* Who is acting: an enrolled store's user, role and team. */
+typedef struct fv__actor {
+    const char *user;
+    const char *role;
+    const char *team;
+} fv__actor;
+
+/* The row a decision is about: its customer's owner and team (for a
+ * contact or visit, those of the customer it belongs to).  NULL fields are
+ * unknown (a row not yet seen: only its creator's change defines it). */
+typedef struct fv__row_owner {
+    const char *owner;
+    const char *team;
+} fv__row_owner;
+
+void fv__policy_default(fv__policy *p);
+
+/* -1 for an unknown table name, else its index (customer 0, contact 1, visit 2). */
+int fv__policy_table(const char *table);
+
+/* The actor's access to a field of class cls of table (NONE for an unknown
+ * role or table). */
+fv__access fv__policy_field(const fv__policy *p, const char *role, const char *table,
+                            fv_field_class cls);
+
+/* Is the row in the actor's scope? */
+int fv__policy_in_scope(const fv__policy *p, const fv__actor *a, const fv__row_owner *row);
+
+/* May the actor write a field of class cls of table on row?  (In scope and
+ * write access.)  On refusal, why gets a message naming the field and role
+ * (why_cap bytes), e.g. "role service may not write customer.budget". */
+int fv__policy_may_write(const fv__policy *p, const fv__actor *a, const char *table,
+                         const char *field, fv_field_class cls, const fv__row_owner *row,
+                         char *why, size_t why_cap);
+
+/* May the actor read it? */
+int fv__policy_may_read(const fv__policy *p, const fv__actor *a, const char *table,
+                        fv_field_class cls, const fv__row_owner *row);
+
+#endif /* FV_POLICY_H */
