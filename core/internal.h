@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "fieldvault.h"
+#include "policy.h"
 #include "vault_vfs.h"
 
 #define FV_ERRMSG_MAX 512
@@ -87,6 +88,10 @@ struct fv_db {
     uint64_t hlc_last;        /* latest hybrid logical clock value seen */
     atomic_int cancel;        /* fv_sync_cancel (any thread) */
     int wiped;                /* revoked: the store was erased */
+    /* access control (acl.c): set once enrolled */
+    int enrolled;
+    char acl_user[FV_NAME_MAX + 1], acl_role[FV_NAME_MAX + 1], acl_team[FV_NAME_MAX + 1];
+    fv__policy policy;
 };
 
 /* ---- errors (util.c) ---- */
@@ -166,6 +171,8 @@ typedef struct fv__cval {
 } fv__cval;
 /* Load (after migrations) the device id and the clock. */
 fv_status fv__sync_state_load(fv_db *db);
+/* Load the enrolment (user, role, team) and the policy (acl.c). */
+fv_status fv__acl_load(fv_db *db);
 /* Record a local change of tbl.field of row id at hlc, inside the caller's
  * transaction: new version (base = the one replaced) and an outbox entry. */
 fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],

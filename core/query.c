@@ -179,6 +179,7 @@ fv_status fv_list_next(fv_list *l, const fv_record **rec)
     if (l == NULL || rec == NULL) return FV_EMISUSE;
     fv__reset(l->db);
     *rec = NULL;
+again:
     if (l->done) return FV_OK;
     int rc = sqlite3_step(l->stmt);
     if (rc == SQLITE_DONE) {
@@ -188,7 +189,10 @@ fv_status fv_list_next(fv_list *l, const fv_record **rec)
     }
     if (rc != SQLITE_ROW) return fv__sqlerr(l->db, rc, "reading a list");
     fv_status st = fv__record_load_row(&l->rec, l->stmt, 0);
+    int visible = 1;
+    if (st == FV_OK) st = fv__acl_filter(&l->rec, &visible);
     if (st != FV_OK) return st;
+    if (!visible) goto again; /* out of the user's scope: skip (a loop, not recursion) */
     if (l->has_due) {
         const unsigned char *d = sqlite3_column_text(l->stmt, (int)l->rec.tbl->nfields + 1);
         snprintf(l->rec.due, sizeof l->rec.due, "%s", d ? (const char *)d : "");

@@ -37,6 +37,13 @@ fv_status fv_record_new(fv_db *db, const char *table, fv_record **out)
     return FV_OK;
 }
 
+void fv__wipe_str(char *s)
+{
+    if (s == NULL) return;
+    sodium_memzero(s, strlen(s));
+    free(s);
+}
+
 void fv__record_clear_values(fv_record *r)
 {
     for (size_t i = 0; i < FV_RECORD_FIELDS_MAX; i++) {
@@ -216,7 +223,18 @@ fv_status fv_record_get_text(const fv_record *rec, const char *field, const char
     *value = NULL;
     if (f == NULL) return FV_ENOTFOUND;
     if (f->type == FV_TYPE_REAL) return FV_EINVAL;
+    if (rec->vals[i].redacted) return FV_EACCES;
     *value = rec->vals[i].set ? rec->vals[i].text : NULL;
+    return FV_OK;
+}
+
+fv_status fv_record_redacted(const fv_record *rec, const char *field, int *redacted)
+{
+    if (rec == NULL || redacted == NULL) return FV_EMISUSE;
+    size_t i;
+    *redacted = 0;
+    if (fv__schema_field(rec->tbl, field, &i) == NULL) return FV_ENOTFOUND;
+    *redacted = rec->vals[i].redacted;
     return FV_OK;
 }
 
@@ -229,6 +247,7 @@ fv_status fv_record_get_real(const fv_record *rec, const char *field, double *v,
     *is_set = 0;
     if (f == NULL) return FV_ENOTFOUND;
     if (f->type != FV_TYPE_REAL) return FV_EINVAL;
+    if (rec->vals[i].redacted) return FV_EACCES;
     *is_set = rec->vals[i].set;
     *v = rec->vals[i].real;
     return FV_OK;
@@ -313,6 +332,9 @@ fv_status fv_get(fv_db *db, const char *table, const char *id, fv_record **out)
         fv__err(db, FV_ENOMEM, "out of memory");
     }
     sqlite3_reset(s);
+    int visible = 1;
+    if (st == FV_OK) st = fv__acl_filter(r, &visible);
+    if (st == FV_OK && !visible) st = fv__err(db, FV_ENOTFOUND, "no %s %s", t->name, id);
     if (st != FV_OK) {
         fv_record_free(r);
         return st;
@@ -427,7 +449,12 @@ static void apply_defaults(fv_record *r)
     }
     if (strcmp(r->tbl->name, "customer") == 0 &&
         (f = fv__schema_field(r->tbl, "owner", &i)) != NULL && !r->vals[i].set) {
-        r->vals[i].text = fv__strdup(r->db->user);
+        r->vals[i].text = fv__strdup(fv__acl_default_owner(r->db));
+        r->vals[i].set = r->vals[i].dirty = r->vals[i].text != NULL;
+    }
+    if (strcmp(r->tbl->name, "customer") == 0 && fv__acl_default_team(r->db) != NULL &&
+        (f = fv__schema_field(r->tbl, "team", &i)) != NULL && !r->vals[i].set) {
+        r->vals[i].text = fv__strdup(fv__acl_default_team(r->db));
         r->vals[i].set = r->vals[i].dirty = r->vals[i].text != NULL;
     }
 }
@@ -470,6 +497,7 @@ fv_status fv_insert(fv_db *db, fv_record *rec)
     if (rec->has_id) return fv__err(db, FV_EMISUSE, "this record is already stored: use fv_update");
     apply_defaults(rec);
     fv_status st = check_row(rec);
+    if (st == FV_OK) st = fv__acl_check_write(rec, 1);
     if (st != FV_OK) return st;
     int opened;
     st = fv__tx_begin(db, &opened);
@@ -491,6 +519,7 @@ fv_status fv_update(fv_db *db, fv_record *rec)
     fv__reset(db);
     if (!rec->has_id) return fv__err(db, FV_EMISUSE, "this record is not stored yet: use fv_insert");
     fv_status st = check_row(rec);
+    if (st == FV_OK) st = fv__acl_check_write(rec, 0);
     if (st != FV_OK) return st;
     char sql[SQL_MAX];
     size_t n = (size_t)snprintf(sql, sizeof sql, "UPDATE \"%s\" SET updated_ms = ?2", rec->tbl->name);
@@ -536,6 +565,8 @@ static fv_status set_deleted(fv_db *db, const char *table, const char *id, int d
     if (t == NULL) return fv__err(db, FV_EINVAL, "no table '%s'", table ? table : "(null)");
     if (!fv__uuid_parse(id, key))
         return fv__err(db, FV_EINVAL, "'%.40s' is not a record id (36 characters)", id ? id : "");
+    fv_status ast = fv__acl_check_delete(db, t, key);
+    if (ast != FV_OK) return ast;
     char sql[160];
     snprintf(sql, sizeof sql,
              "UPDATE \"%s\" SET deleted = %d, updated_ms = ?2 WHERE id = ?1 AND deleted = %d",

@@ -8,8 +8,9 @@
 #include "internal.h"
 
 typedef struct fv__val {
-    int set;   /* has a value (else empty) */
-    int dirty; /* set since read or last write */
+    int set;      /* has a value (else empty) */
+    int dirty;    /* set since read or last write */
+    int redacted; /* the acting user may not read it (enrolled stores) */
     char *text; /* owned; NULL for REAL */
     double real;
 } fv__val;
@@ -29,6 +30,19 @@ size_t fv__select_list(const fv__table *t, const char *alias, char *buf, size_t 
 /* Fill r from a row whose column col is the id, followed by the fields. */
 fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col);
 void fv__record_clear_values(fv_record *r);
+/* Wipe and free a value string. */
+void fv__wipe_str(char *s);
+
+/* ---- access control on records (acl.c) ---- */
+/* Apply the policy to a row just read: *visible = 0 if out of scope; fields
+ * the role may not read are cleared and marked redacted. */
+fv_status fv__acl_filter(fv_record *r, int *visible);
+/* FV_EACCES (message naming field and role) if the acting user may not
+ * write r's set (insert) or dirty (update) fields. */
+fv_status fv__acl_check_write(fv_record *r, int is_insert);
+fv_status fv__acl_check_delete(fv_db *db, const fv__table *t, const unsigned char id[16]);
+const char *fv__acl_default_owner(const fv_db *db);
+const char *fv__acl_default_team(const fv_db *db);
 /* Validate a text value for t.f as fv_record_set_text does (FV_EINVAL with a
  * message); norm receives the normalised form for times and ids ("" when
  * the value is stored as given). */

@@ -120,6 +120,7 @@ static fv_status open_sqlite(fv_db *db, unsigned flags)
     if (st == FV_OK) st = fv__schema_migrate(db, fv_schema_version());
     if (st == FV_OK) st = fv__schema_load(db);
     if (st == FV_OK) st = fv__sync_state_load(db);
+    if (st == FV_OK) st = fv__acl_load(db);
     return st;
 }
 

@@ -221,6 +221,13 @@ FV_API FV_NODISCARD fv_status fv_record_set_real(fv_record *rec,
 FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
                                                  const char *field,
                                                  const char **value);
+/* In a store enrolled with a server, a field the user's role may not read
+ * is redacted: the getters return FV_EACCES for it (never an empty value),
+ * and fv_record_redacted says so.  Rows outside the user's scope are not
+ * returned at all (FV_ENOTFOUND, absent from lists); a write the role may
+ * not make is FV_EACCES with a message naming the field and role. */
+FV_API FV_NODISCARD fv_status fv_record_redacted(const fv_record *rec, const char *field,
+                                                 int *redacted);
 /* *is_set = 0 when the field is empty. */
 FV_API FV_NODISCARD fv_status fv_record_get_real(const fv_record *rec,
                                                  const char *field, double *v,
@@ -507,6 +514,7 @@ typedef struct fv_sync_status {
     uint64_t pull_cursor;
     int64_t last_sync_ms;            /* last sync that drained both ways; 0 never */
     char last_error[256];            /* of the last sync; empty if it succeeded */
+    uint32_t policy_version;         /* the access policy in force (0: not enrolled) */
 } fv_sync_status;
 
 FV_API FV_NODISCARD fv_status fv_sync_status_get(fv_db *db, fv_sync_status *st);

@@ -332,6 +332,8 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
         if (st == FV_OK) st = PUT_TEXT(db, "team", rs.team);
         if (st == FV_OK) st = PUT_U64(db, "clock_offset", (uint64_t)s.clock_offset);
         st = fv__tx_end(db, opened, st);
+        /* from now on the server's policy applies to this store */
+        if (st == FV_OK) st = fv__acl_load(db);
     }
     free(r.body);
     fv__membuf_free(&body);
@@ -669,6 +671,7 @@ fv_status fv_sync_status_get(fv_db *db, fv_sync_status *out)
     out->last_sync_ms = (int64_t)v;
     if (st == FV_OK) st = outbox_count(db, &out->pending_changes);
     out->enrolled = out->server[0] != '\0';
+    out->policy_version = db->enrolled ? db->policy.version : 0;
     fv__hex(db->device, 16, out->device_id);
     return st;
 }

@@ -278,6 +278,7 @@ static int run_state_hash(fv_db *db, const args *a, output *o);
 static int run_enroll(fv_db *db, const args *a, output *o);
 static int run_sync(fv_db *db, const args *a, output *o);
 static int run_status(fv_db *db, const args *a, output *o);
+static int run_whoami(fv_db *db, const args *a, output *o);
 
 static const command commands[] = {
     {NULL, "init", NULL, 0, {init_opts, NULL}, {NULL}, CMD_CREATE, run_init,
@@ -341,6 +342,8 @@ static const command commands[] = {
      "push the outbox and pull others' changes; exit 6 if the time box left work"},
     {NULL, "status", NULL, 0, {NULL, NULL}, {NULL}, 0, run_status, "status DB [--json]",
      "enrolment, pending changes, last sync, last error"},
+    {NULL, "whoami", NULL, 0, {NULL, NULL}, {NULL}, 0, run_whoami, "whoami DB [--json]",
+     "user, role, team, access policy version and field keys held"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -955,6 +958,10 @@ static fv_status get_text(const fv_record *r, const char *field, const char **v)
         *v = NULL;
         return FV_OK;
     }
+    if (st == FV_EACCES) { /* redacted for this user's role */
+        *v = "[redacted]";
+        return FV_OK;
+    }
     return st;
 }
 
@@ -963,7 +970,13 @@ static void json_record(fvj_writer *j, const fv_record *r)
     const char *name;
     fv_field_type type;
     fvj_member_string(j, "id", fv_record_id(r));
+    size_t nred = 0;
     for (size_t i = 0; fv_record_field(r, i, &name, &type) == FV_OK; i++) {
+        int red = 0;
+        if (fv_record_redacted(r, name, &red) == FV_OK && red) { /* listed below, not shown */
+            nred++;
+            continue;
+        }
         fvj_key(j, name);
         if (type == FV_TYPE_REAL) {
             double d;
@@ -976,6 +989,15 @@ static void json_record(fvj_writer *j, const fv_record *r)
             fvj_string(j, v);
         }
     }
+    if (nred > 0) { /* fields the user may not read: named, never as empty values */
+        fvj_key(j, "redacted");
+        fvj_begin_array(j);
+        for (size_t i = 0; fv_record_field(r, i, &name, &type) == FV_OK; i++) {
+            int red = 0;
+            if (fv_record_redacted(r, name, &red) == FV_OK && red) fvj_string(j, name);
+        }
+        fvj_end_array(j);
+    }
 }
 
 static void text_record(FILE *f, const fv_record *r)
@@ -984,6 +1006,11 @@ static void text_record(FILE *f, const fv_record *r)
     fv_field_type type;
     fprintf(f, "id: %s\n", fv_record_id(r));
     for (size_t i = 0; fv_record_field(r, i, &name, &type) == FV_OK; i++) {
+        int red = 0;
+        if (fv_record_redacted(r, name, &red) == FV_OK && red) {
+            fprintf(f, "%s: [redacted]\n", name);
+            continue;
+        }
         if (type == FV_TYPE_REAL) {
             double d;
             int set;
@@ -1583,6 +1610,37 @@ static int run_status(fv_db *db, const args *a, output *o)
     return 0;
 }
 
+static int run_whoami(fv_db *db, const args *a, output *o)
+{
+    (void)a;
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    fv_status st = fv_sync_status_get(db, &ss);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        fvj_key(&o->j, "enrolled");
+        fvj_bool(&o->j, ss.enrolled);
+        fvj_member_string(&o->j, "user", ss.user);
+        fvj_member_string(&o->j, "role", ss.role);
+        fvj_member_string(&o->j, "team", ss.team);
+        fvj_key(&o->j, "policy_version");
+        fvj_int(&o->j, ss.policy_version);
+        fvj_key(&o->j, "field_keys"); /* sealed field keys: none are granted yet */
+        fvj_begin_array(&o->j);
+        fvj_end_array(&o->j);
+        fvj_end_object(&o->j);
+    } else if (!ss.enrolled) {
+        fprintf(o->f, "not enrolled: full rights over this store's own data\n");
+    } else {
+        fprintf(o->f, "user:           %s\nrole:           %s\nteam:           %s\n"
+                      "policy version: %u\nfield keys:     (none)\n",
+                ss.user, ss.role, ss.team, (unsigned)ss.policy_version);
+    }
+    return 0;
+}
+
 /* ---- main ---- */
 
 /* Copy the buffered output to stdout; an output error is a failure. */
@@ -1638,3 +1696,18 @@ int main(int argc, char **argv)
     }
     return run(&a);
 }
+
+#ifdef FV_FUZZ_PARSER
+/* Only for fuzz/fuzz_fv_args.c, never in the fv binary: fuzz/fuzz.cmake and
+ * fuzz/replay.cmake compile this file with -DFV_FUZZ_PARSER, -Dmain=fv_cli_main
+ * and -include tools/fv_fuzz.h.  The parser alone, on any argv. */
+int fv_fuzz_parse_args(int argc, char **argv)
+{
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc < 0 && (a.cmd == NULL || a.db == NULL || a.db[0] == '\0' ||
+                   (a.cmd->takes_id && a.id == NULL)))
+        abort(); /* "go on and run" with an incomplete command line */
+    return rc;
+}
+#endif
