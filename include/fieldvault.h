@@ -482,6 +482,8 @@ typedef struct fv_sync_result {
     int drained;                     /* 1: nothing left to push or pull */
     int stopped;                     /* 1: stopped by the deadline or a cancel */
     int wiped;                       /* 1: the device was revoked; the store is erased */
+    uint64_t rejected;               /* changes fvd refused (not allowed for this user);
+                                        the rest of their batches applied */
 } fv_sync_result;
 
 /* Enrol with fvd at server (an http:// or https:// URL) using the one-time

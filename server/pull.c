@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "fvd.h"
 
 typedef struct batch {
@@ -70,6 +71,26 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
         fvd_refuse_store(r, st, "reading the log", err);
         return;
     }
+    /* only rows in the user's scope, only fields the role may read */
+    fv__policy policy;
+    fv__policy_default(&policy);
+    fvd_read_cache cache;
+    memset(&cache, 0, sizeof cache);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < b.n; i++) {
+        int ok = 0;
+        st = fvd_may_read(s, &policy, dev, &b.v[i], &cache, &ok, err, sizeof err);
+        if (st != FV_OK) {
+            free(b.v);
+            fvd_refuse_store(r, st, "checking access", err);
+            return;
+        }
+        if (ok) {
+            if (kept != i) b.v[kept] = b.v[i];
+            kept++;
+        }
+    }
+    b.n = kept;
     fv__pull_info hdr;
     memset(&hdr, 0, sizeof hdr);
     hdr.cursor = last;

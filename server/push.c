@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "acl.h"
 #include "fvd.h"
 #include "merge.h"
 #include "validate.h"
@@ -41,6 +44,7 @@ typedef struct check_ctx {
     const fvd_device *dev;
     int64_t now_ms;
     uint64_t n;
+    fvd_rows *rows;    /* every row of the batch, for access decisions */
 } check_ctx;
 
 static int check_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
@@ -70,6 +74,10 @@ static int check_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
                  (long long)(ahead / 3600000), (long long)(FV_HLC_MAX_DRIFT_MS / 3600000));
         return -1;
     }
+    if (fvd_rows_note(x->rows, c) != 0) {
+        snprintf(err, errcap, "out of memory noting the rows of the batch");
+        return -1;
+    }
     return 0;
 }
 
@@ -80,11 +88,30 @@ typedef struct apply_ctx {
     uint32_t accepted;
     fv_status st;      /* the store's failure, if any */
     char err[256];
+    const fvd_rows *rows;
+    const fv__policy *policy;
+    const fvd_device *dev;
+    fieldvault_v1_Rejection *rej; /* FV_WIRE_REJECTIONS_MAX */
+    size_t nrej;
+    uint64_t refused;  /* all refused changes (nrej keeps the first ones) */
 } apply_ctx;
 
 static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
 {
     apply_ctx *x = ctx;
+    char why[200];
+    if (!fvd_rows_may_write(x->rows, x->policy, x->dev, c, why, sizeof why)) {
+        /* refused alone: the rest of the batch applies */
+        if (x->nrej < FV_WIRE_REJECTIONS_MAX) {
+            fieldvault_v1_Rejection *r = &x->rej[x->nrej++];
+            memset(r, 0, sizeof *r);
+            r->device_seq = c->device_seq;
+            r->reason = fieldvault_v1_Reason_REASON_FORBIDDEN;
+            snprintf(r->message, sizeof r->message, "%s", why);
+        }
+        x->refused++;
+        return 0;
+    }
     fv__ver cur, in;
     int found = 0;
     x->st = x->s->ops->get_version(x->s, c, &cur, &found, x->err, sizeof x->err);
@@ -135,7 +162,7 @@ static int chain_check(const fvd_device *cur, const fv__push_info *info,
 }
 
 static void reply_push(fvd_reply *r, uint64_t seq, uint32_t accepted, uint64_t head,
-                       int duplicate)
+                       int duplicate, fieldvault_v1_Rejection *rej, size_t nrej)
 {
     fv__push_response pr;
     memset(&pr, 0, sizeof pr);
@@ -143,8 +170,9 @@ static void reply_push(fvd_reply *r, uint64_t seq, uint32_t accepted, uint64_t h
     pr.accepted = accepted;
     pr.server_seq = head;
     pr.duplicate = duplicate;
-    pr.rejections = NULL; /* access control comes later: none yet */
-    pr.nrejections = 0;
+    pr.rejections = rej;
+    pr.nrejections = nrej;
+    pr.rejections_cap = nrej;
     char err[256];
     r->body.len = 0;
     if (fv__wire_encode_push_response(&pr, fv__membuf_write, &r->body, err, sizeof err) != FV_OK) {
@@ -158,10 +186,10 @@ static void reply_push(fvd_reply *r, uint64_t seq, uint32_t accepted, uint64_t h
 /* Pass 1: decode and check the whole batch; 0 with *info, or -1 with r
  * a refusal. */
 static int check_batch(const fvd_device *dev, const unsigned char *body, size_t len,
-                       int64_t now_ms, fv__push_info *info, fvd_reply *r)
+                       int64_t now_ms, fv__push_info *info, fvd_reply *r, fvd_rows *rows)
 {
     char err[512] = "";
-    check_ctx cx = {dev, now_ms, 0};
+    check_ctx cx = {dev, now_ms, 0, rows};
     fv__membuf in;
     fv__membuf_init_read(&in, body, len);
     fv_status st = fv__wire_decode_push_request(fv__membuf_read, &in, check_sink, &cx, info,
@@ -183,14 +211,15 @@ static int check_batch(const fvd_device *dev, const unsigned char *body, size_t 
     return 0;
 }
 
-void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
-              const unsigned char body_hash[32], int64_t now_ms, fvd_reply *r)
+static void push_with(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
+                      const unsigned char body_hash[32], int64_t now_ms, fvd_reply *r,
+                      fvd_rows *rows, fieldvault_v1_Rejection *rej)
 {
     char err[512] = "";
     char hex[2 * FV_DEVICE_LEN + 1];
     fvd_hex(dev->id, FV_DEVICE_LEN, hex);
     fv__push_info info;
-    if (check_batch(dev, body, len, now_ms, &info, r) != 0) return;
+    if (check_batch(dev, body, len, now_ms, &info, r, rows) != 0) return;
 
     /* pass 2 */
     fvd_device cur;
@@ -218,7 +247,7 @@ void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
         fv_status hst = chain > 0 ? s->ops->head(s, &head, err, sizeof err) : FV_OK;
         fv_status est = s->ops->push_end(s, 0, err, sizeof err);
         if (chain > 0 && hst == FV_OK && est == FV_OK) {
-            reply_push(r, info.batch_seq, 0, head, 1);
+            reply_push(r, info.batch_seq, 0, head, 1, NULL, 0);
         } else if (chain > 0) {
             fvd_refuse_store(r, hst != FV_OK ? hst : est, "answering a retried batch", err);
         } else {
@@ -229,9 +258,24 @@ void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
         }
         return;
     }
+    /* who may write each row: judged before anything of the batch applies */
+    st = fvd_rows_resolve(rows, s, err, sizeof err);
+    if (st != FV_OK) {
+        char end_err[256];
+        if (s->ops->push_end(s, 0, end_err, sizeof end_err) != FV_OK)
+            fvd_log("rolling back a push: %s", end_err);
+        fvd_refuse_store(r, st, "reading the rows of the batch", err);
+        return;
+    }
+    fv__policy policy;
+    fv__policy_default(&policy);
     apply_ctx ax;
     memset(&ax, 0, sizeof ax);
     ax.s = s;
+    ax.rows = rows;
+    ax.policy = &policy;
+    ax.dev = &cur;
+    ax.rej = rej;
     fv__membuf in;
     fv__membuf_init_read(&in, body, len);
     st = fv__wire_decode_push_request(fv__membuf_read, &in, apply_sink, &ax, NULL, err,
@@ -246,7 +290,10 @@ void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
             what = "committing the batch";
             st = s->ops->push_end(s, 1, err, sizeof err);
             if (st == FV_OK) {
-                reply_push(r, info.batch_seq, ax.accepted, head, 0);
+                if (ax.refused > 0)
+                    fvd_log("device %s (user %s, role %s): %llu change(s) refused, first: %s",
+                            hex, cur.user, cur.role, ull(ax.refused), ax.rej[0].message);
+                reply_push(r, info.batch_seq, ax.accepted, head, 0, ax.rej, ax.nrej);
                 return;
             }
             fvd_refuse_store(r, st, what, err);
@@ -261,4 +308,18 @@ void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
     if (est != FV_OK) fvd_log("rolling back a push: %s", end_err);
     if (st == FV_OK) st = FV_EINTERNAL; /* pass 2 decoded differently: cannot happen */
     fvd_refuse_store(r, st, what, err);
+}
+
+void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
+              const unsigned char body_hash[32], int64_t now_ms, fvd_reply *r)
+{
+    fvd_rows *rows = fvd_rows_new();
+    fieldvault_v1_Rejection *rej = calloc(FV_WIRE_REJECTIONS_MAX, sizeof *rej);
+    if (rows == NULL || rej == NULL)
+        fvd_refuse(r, 503, fieldvault_v1_ErrorCode_ERROR_CODE_UNAVAILABLE,
+                   "out of memory: retry later");
+    else
+        push_with(s, dev, body, len, body_hash, now_ms, r, rows, rej);
+    fvd_rows_free(rows);
+    free(rej);
 }

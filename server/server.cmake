@@ -28,6 +28,7 @@ add_library(fvdcore STATIC
   server/enroll.c
   server/push.c
   server/pull.c
+  server/acl.c
   server/http.c
 )
 target_include_directories(fvdcore

@@ -122,6 +122,15 @@ typedef struct fvd_store_ops {
                       int *more, uint64_t *last_seq, char *err, size_t errcap);
     /* The highest server sequence number (0 if the log is empty). */
     fv_status (*head)(fvd_store *s, uint64_t *seq, char *err, size_t errcap);
+
+    /* The current value of a field (the latest change in the log for it):
+     * *found = 0 if the field has none.  For access control: a customer's
+     * owner and team, a contact's or visit's customer_id.  May be called
+     * inside a push (it then sees the push's own changes) and between pull
+     * calls, never from a pull callback. */
+    fv_status (*get_value)(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
+                           const char *field, fv__change *out, int *found, char *err,
+                           size_t errcap);
 } fvd_store_ops;
 
 /* Every backend's handle starts with this. */

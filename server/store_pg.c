@@ -69,6 +69,7 @@ typedef enum stmt_id {
     ST_PULL,
     ST_USER_MATCHES,
     ST_ENROLLED_WITH,
+    ST_GET_VALUE,
     ST_COUNT
 } stmt_id;
 
@@ -113,6 +114,10 @@ static const stmt stmts[ST_COUNT] = {
                   " WHERE nonces.seen_ms < $4 RETURNING 1"},
     [ST_LOCK_PUSH] = {"fvd_lock_push", "8", "SELECT 1 FROM pg_advisory_xact_lock($1)"},
     [ST_HEAD] = {"fvd_head", "", "SELECT COALESCE(MAX(seq), 0) FROM log"},
+    [ST_GET_VALUE] = {"fvd_get_value", "tbt",
+                      "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
+                      " hlc, base_hlc, device, device_seq FROM log"
+                      " WHERE tbl = $1 AND row_id = $2 AND field = $3 ORDER BY seq DESC LIMIT 1"},
     [ST_GET_VERSION] = {"fvd_get_version", "tbt",
                         "SELECT hlc, device, base_hlc FROM versions"
                         " WHERE tbl = $1 AND row_id = $2 AND field = $3"},
@@ -191,6 +196,7 @@ static const char schema_sql[] =
     " base_hlc int8 NOT NULL,"
     " device bytea NOT NULL,"
     " device_seq int8 NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS log_by_field ON log (tbl, row_id, field, seq);"
     "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 1)"
     " ON CONFLICT (key) DO NOTHING;";
 
@@ -1175,6 +1181,41 @@ static fv_status pg_pull(fvd_store *base, uint64_t cursor, uint32_t max,
     return st;
 }
 
+static fv_status pg_get_value(fvd_store *base, const char *tbl,
+                              const unsigned char row[FV_ROWID_LEN], const char *field,
+                              fv__change *out, int *found, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (tbl == NULL || row == NULL || field == NULL || out == NULL || found == NULL) {
+        set_err(err, errcap, "get value: missing argument");
+        return FV_EINVAL;
+    }
+    *found = 0;
+    params p = {0};
+    p_text(&p, tbl);
+    p_bytes(&p, row, FV_ROWID_LEN);
+    p_text(&p, field);
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_GET_VALUE, &p, &st, "get value", err, errcap);
+        if (r == NULL) continue;
+        uint64_t seq;
+        if (PQntuples(r) == 1) {
+            if (read_change(r, out, &seq) != 0) {
+                set_err(err, errcap, "get value: malformed log row in PostgreSQL");
+                st = FV_EIO;
+            } else {
+                *found = 1;
+            }
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
 static fv_status pg_head(fvd_store *base, uint64_t *seq, char *err, size_t errcap)
 {
     pg_store *s = (pg_store *)base;
@@ -1230,6 +1271,7 @@ static const fvd_store_ops pg_ops = {
     .push_end = pg_push_end,
     .pull = pg_pull,
     .head = pg_head,
+    .get_value = pg_get_value,
 };
 
 fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap)

@@ -68,6 +68,7 @@ static const char SCHEMA[] =
     "  seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id BLOB NOT NULL,"
     "  field TEXT NOT NULL, kind INTEGER NOT NULL, value, hlc INTEGER NOT NULL,"
     "  base_hlc INTEGER NOT NULL, device BLOB NOT NULL, device_seq INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS log_by_field ON log(tbl, row_id, field, seq);"
     "CREATE TABLE IF NOT EXISTS versions("
     "  tbl TEXT NOT NULL, row_id BLOB NOT NULL, field TEXT NOT NULL,"
     "  hlc INTEGER NOT NULL, device BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
@@ -97,6 +98,7 @@ enum {
     S_BATCH_SET,
     S_PULL,
     S_HEAD,
+    S_VALUE,
     S_COUNT
 };
 
@@ -128,6 +130,8 @@ static const char *const SQL[S_COUNT] = {
     [S_PULL] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
                "FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [S_HEAD] = "SELECT coalesce(max(seq), 0) FROM log",
+    [S_VALUE] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
+                "FROM log WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 ORDER BY seq DESC LIMIT 1",
 };
 
 typedef struct sq_store {
@@ -711,6 +715,30 @@ static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
     return st;
 }
 
+static fv_status sq_get_value(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
+                              const char *field, fv__change *out, int *found, char *err,
+                              size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (tbl == NULL || row == NULL || field == NULL || out == NULL || found == NULL)
+        return fail(err, errcap, FV_EINVAL, "get value: bad argument");
+    *found = 0;
+    sqlite3_stmt *v = stmt(q, S_VALUE);
+    bind_text(v, 1, tbl);
+    bind_blob(v, 2, row, FV_ROWID_LEN);
+    bind_text(v, 3, field);
+    int rc = sqlite3_step(v);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (read_change(v, out) != 0) st = fail(err, errcap, FV_EIO, "sqlite store: a log row is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a value", err, errcap);
+    }
+    done(v);
+    return st;
+}
+
 static fv_status sq_head(fvd_store *s, uint64_t *seq, char *err, size_t errcap)
 {
     sq_store *q = (sq_store *)s;
@@ -728,7 +756,7 @@ static const fvd_store_ops sqlite_ops = {
     "sqlite",          sq_close,      sq_add_user,     sq_enroll,     sq_get_device,
     sq_touch_device,   sq_revoke_device, sq_list_devices, sq_use_nonce, sq_push_begin,
     sq_get_version,    sq_append,     sq_set_batch,    sq_push_end,   sq_pull,
-    sq_head,
+    sq_head,           sq_get_value,
 };
 
 /* ---- Open ---- */

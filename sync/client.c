@@ -111,6 +111,7 @@ typedef struct session {
     fv_sync_progress prog;
     fv_progress_fn progress;
     void *progress_ctx;
+    char rejection[256];         /* the first change the server refused */
 } session;
 
 static void session_free(session *s)
@@ -390,7 +391,12 @@ static fv_status load_push(fv_db *db, push_state *p)
 static fv_status plan_batch(fv_db *db, push_state *p, uint32_t n, int *have)
 {
     *have = 0;
-    sqlite3_stmt *s = fv__stmt(db, "SELECT max(seq) FROM (SELECT seq FROM fv_outbox ORDER BY seq LIMIT ?1)");
+    /* The first n entries, extended to the end of the local write the last
+     * one belongs to (entries of one write share its hlc): a record and its
+     * fields always travel in one batch. */
+    sqlite3_stmt *s = fv__stmt(db,
+        "SELECT max(seq) FROM fv_outbox WHERE hlc <= (SELECT max(hlc) FROM"
+        " (SELECT hlc FROM fv_outbox ORDER BY seq LIMIT ?1))");
     if (s == NULL) return db->err;
     sqlite3_bind_int64(s, 1, n);
     int rc = sqlite3_step(s);
@@ -445,8 +451,17 @@ static fv_status push_one(session *s, push_state *p, fv_sync_result *res, int *s
     }
     fv__push_response pr;
     memset(&pr, 0, sizeof pr);
+    pr.rejections = calloc(FV_WIRE_REJECTIONS_MAX, sizeof *pr.rejections);
+    pr.rejections_cap = FV_WIRE_REJECTIONS_MAX;
+    if (st == FV_OK && pr.rejections == NULL) st = fv__err(db, FV_ENOMEM, "out of memory");
     if (st == FV_OK && fv__wire_decode_push_response(r.body, r.body_len, &pr, err, sizeof err) != FV_OK)
         st = fv__err(db, FV_EPROTO, "the server's push answer is malformed: %s", err);
+    if (st == FV_OK && pr.nrejections > 0) {
+        /* changes the user may not make: refused alone, the rest applied;
+         * they stay in this store but never reach the others */
+        res->rejected += pr.nrejections;
+        snprintf(s->rejection, sizeof s->rejection, "%s", pr.rejections[0].message);
+    }
     if (st == FV_OK && pr.batch_seq != p->pending_seq)
         st = fv__err(db, FV_EPROTO, "the server acknowledged batch %llu, not %llu",
                      (unsigned long long)pr.batch_seq, (unsigned long long)p->pending_seq);
@@ -629,7 +644,11 @@ fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res)
     if (!db->wiped) {
         fv_status keep = st;
         char msg[FV_ERRMSG_MAX];
-        snprintf(msg, sizeof msg, "%s", st == FV_OK ? "" : fv_errmsg(db));
+        if (st == FV_OK && res->rejected > 0)
+            snprintf(msg, sizeof msg, "the server refused %llu change(s) this user may not make, "
+                     "e.g. %s", (unsigned long long)res->rejected, s.rejection);
+        else
+            snprintf(msg, sizeof msg, "%s", st == FV_OK ? "" : fv_errmsg(db));
         int opened;
         if (fv__tx_begin(db, &opened) == FV_OK) {
             fv_status w = PUT_TEXT(db, "last_error", msg);

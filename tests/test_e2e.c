@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "fieldvault.h"
+#include "internal.h"
 #include "pgutil.h"
 #include "testutil.h"
 
@@ -306,7 +307,9 @@ static void test_three_devices_converge(void **state)
     if (f->b.pg) server_start(&f->b, &s2);
     for (int i = 0; i < 3; i++) {
         device_open(&d[i], f->dir, users[i], 1);
-        enroll(&f->b, (f->b.pg && i == 1) ? &s2 : &f->s, &d[i], users[i], i == 2 ? "lead" : "rep");
+        /* leads of one team: the same scope, so the same data (scopes
+         * that differ are test_acl_e2e's business) */
+        enroll(&f->b, (f->b.pg && i == 1) ? &s2 : &f->s, &d[i], users[i], "lead");
     }
     char *ids[64];
     size_t nids = 0;
@@ -571,7 +574,7 @@ static void test_big_pull_time_boxed(void **state)
     device_open(&a, f->dir, "ana", 1);
     device_open(&b, f->dir, "ben", 1);
     enroll(&f->b, &f->s, &a, "ana", "rep");
-    enroll(&f->b, &f->s, &b, "ben", "rep");
+    enroll(&f->b, &f->s, &b, "ben", "lead"); /* sees the team's customers */
     changes = changes / 6 * 6;
     fill_customers(a.db, changes / 6);
     fv_sync_result r = sync_dev(&a, 0, FV_OK);
@@ -615,6 +618,133 @@ static void test_big_pull_time_boxed(void **state)
     device_close(&b);
 }
 
+
+/* ---- access control end to end (field-level access control issue) ---- */
+
+static int contains(const unsigned char *b, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(b + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+static size_t count_customers(fv_db *db)
+{
+    fv_list *l;
+    const fv_record *r;
+    size_t n = 0;
+    assert_int_equal(fv_list_customers(db, NULL, &l), FV_OK);
+    while (fv_list_next(l, &r) == FV_OK && r != NULL) n++;
+    fv_list_free(l);
+    return n;
+}
+
+static void test_access_scopes(void **state)
+{
+    fx *f = *state;
+    static const struct { const char *user, *role, *team; } who[] = {
+        {"ana", "rep", "east"},  {"ben", "rep", "east"},      {"lou", "lead", "east"},
+        {"dee", "director", "west"}, {"wes", "rep", "west"}, {"sam", "service", "east"},
+    };
+    enum { ANA, BEN, LOU, DEE, WES, SAM, N };
+    device d[N];
+    for (int i = 0; i < N; i++) {
+        device_open(&d[i], f->dir, who[i].user, 1);
+        char *code = add_user(&f->b, who[i].user, who[i].role, who[i].team);
+        assert_int_equal(fv_enroll(d[i].db, f->s.base, code, NULL), FV_OK);
+        free(code);
+    }
+    /* rep A records a customer with a budget and a contact with a phone */
+    fv_record *r;
+    assert_int_equal(fv_record_new(d[ANA].db, "customer", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "name", "Acme Plant"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "budget", "MARKERBUDGET-7781"), FV_OK);
+    assert_int_equal(fv_insert(d[ANA].db, r), FV_OK);
+    char *cust = strdup(fv_record_id(r));
+    fv_record_free(r);
+    assert_int_equal(fv_record_new(d[ANA].db, "contact", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "customer_id", cust), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "name", "Li Wei"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "phone", "+86-MARKERPHONE"), FV_OK);
+    assert_int_equal(fv_insert(d[ANA].db, r), FV_OK);
+    fv_record_free(r);
+    (void)sync_dev(&d[ANA], 0, FV_OK);
+    for (int i = BEN; i < N; i++) (void)sync_dev(&d[i], 0, FV_OK);
+    /* rep B (same team) never receives A's customers; the lead of east and
+     * a director of west do, with the budget; a rep of west nothing */
+    assert_int_equal(count_customers(d[BEN].db), 0);
+    assert_int_equal(count_customers(d[WES].db), 0);
+    const int sees[] = {LOU, DEE};
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(fv_get(d[sees[k]].db, "customer", cust, &r), FV_OK);
+        const char *v;
+        assert_int_equal(fv_record_get_text(r, "budget", &v), FV_OK);
+        assert_string_equal(v, "MARKERBUDGET-7781");
+        fv_record_free(r);
+    }
+    /* the service agent sees the customer and the phone, the budget
+     * redacted, and holds no trace of it: the server never sent it */
+    assert_int_equal(fv_get(d[SAM].db, "customer", cust, &r), FV_OK);
+    int red = 0;
+    assert_int_equal(fv_record_redacted(r, "budget", &red), FV_OK);
+    assert_int_equal(red, 1);
+    fv_record_free(r);
+    fv_list *l;
+    const fv_record *c;
+    assert_int_equal(fv_list_contacts(d[SAM].db, cust, &l), FV_OK);
+    assert_int_equal(fv_list_next(l, &c), FV_OK);
+    assert_non_null(c);
+    const char *phone;
+    assert_int_equal(fv_record_get_text(c, "phone", &phone), FV_OK);
+    assert_string_equal(phone, "+86-MARKERPHONE");
+    fv_list_free(l);
+    char *state_file = tu_path(f->dir, "sam-state.fvc");
+    assert_int_equal(fv_changes_export_file(d[SAM].db, state_file, FV_EXPORT_ALL, NULL), FV_OK);
+    size_t len;
+    unsigned char *bytes = tu_read_file(state_file, &len);
+    assert_non_null(bytes);
+    assert_false(contains(bytes, len, "MARKERBUDGET"));
+    assert_true(contains(bytes, len, "MARKERPHONE"));
+    free(bytes);
+    assert_false(tu_dir_contains(f->dir, "MARKERBUDGET", 12)); /* every store is ciphertext */
+    /* a budget change crafted past the API (straight into the outbox) is
+     * refused alone; the visit in the same batch applies */
+    assert_int_equal(fv_record_new(d[SAM].db, "visit", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "customer_id", cust), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "method", "phone"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "summary", "service call"), FV_OK);
+    assert_int_equal(fv_insert(d[SAM].db, r), FV_OK);
+    fv_record_free(r);
+    char sql[512];
+    unsigned char id[16];
+    assert_true(fv__uuid_parse(cust, id));
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc, base_hlc)"
+             " VALUES('customer', x'%s', 'budget', '1', (SELECT max(hlc) + 1 FROM fv_outbox), 0)",
+             hex);
+    assert_int_equal(fv__exec(d[SAM].db, sql), FV_OK);
+    fv_sync_result res = sync_dev(&d[SAM], 0, FV_OK);
+    assert_int_equal(res.rejected, 1);
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    assert_int_equal(fv_sync_status_get(d[SAM].db, &ss), FV_OK);
+    assert_non_null(strstr(ss.last_error, "role service may not write customer.budget"));
+    (void)sync_dev(&d[ANA], 0, FV_OK);
+    assert_int_equal(count_visits(d[ANA].db), 1); /* the visit arrived */
+    assert_int_equal(fv_get(d[ANA].db, "customer", cust, &r), FV_OK);
+    const char *v;
+    assert_int_equal(fv_record_get_text(r, "budget", &v), FV_OK);
+    assert_string_equal(v, "MARKERBUDGET-7781"); /* the crafted change did not */
+    fv_record_free(r);
+    for (int i = 0; i < N; i++) device_close(&d[i]);
+    free(state_file);
+    free(cust);
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -635,6 +765,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoked_device_wiped, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_big_pull_time_boxed, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_big_pull_time_boxed, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_access_scopes, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_access_scopes, setup_pg, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

@@ -556,7 +556,7 @@ static void assert_change_equal(const fv__change *a, const fv__change *b)
 /* ---- Shared state: one fvd for most tests ---- */
 
 static server SV;
-static device A, B; /* anna (rep) and ben (lead), enrolled by test_enroll */
+static device A, B; /* anna and ben, directors (all rows: these tests are about the protocol, not the access policy, test_fvd_acl), enrolled by test_enroll */
 
 static int group_setup(void **state)
 {
@@ -605,15 +605,15 @@ static int group_teardown(void **state)
 static void test_enroll(void **state)
 {
     (void)state;
-    char *ca = add_user(&SV, "anna", "rep", "north");
-    char *cb = add_user(&SV, "ben", "lead", "north");
+    char *ca = add_user(&SV, "anna", "director", "north");
+    char *cb = add_user(&SV, "ben", "director", "north");
     device_new(&A);
     device_new(&B);
-    enroll(SV.port, &A, ca, "anna", "rep", "north");
+    enroll(SV.port, &A, ca, "anna", "director", "north");
     /* typed sloppily: lower case, no dashes - same code */
     for (char *p = cb; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    enroll(SV.port, &B, cb, "ben", "lead", "north");
+    enroll(SV.port, &B, cb, "ben", "director", "north");
 
     /* a code works once */
     device x;
@@ -885,10 +885,10 @@ static void test_auth_refusals(void **state)
 static void test_revoked(void **state)
 {
     (void)state;
-    char *code = add_user(&SV, "dora", "rep", "east");
+    char *code = add_user(&SV, "dora", "director", "east");
     device c;
     device_new(&c);
-    enroll(SV.port, &c, code, "dora", "rep", "east");
+    enroll(SV.port, &c, code, "dora", "director", "east");
     free(code);
     unsigned char row[16];
     randombytes_buf(row, 16);
@@ -1494,10 +1494,10 @@ static void test_crash_mid_push(void **state)
     memset(&sv, 0, sizeof sv);
     sv.dir = tu_mkdtemp("fvd-crash");
     server_start(&sv);
-    char *code = add_user(&sv, "erik", "rep", "west");
+    char *code = add_user(&sv, "erik", "director", "west");
     device d;
     device_new(&d);
-    enroll(sv.port, &d, code, "erik", "rep", "west");
+    enroll(sv.port, &d, code, "erik", "director", "west");
     free(code);
     /* some history first */
     unsigned char row[16];

@@ -1552,6 +1552,8 @@ static int run_sync(fv_db *db, const args *a, output *o)
         fvj_int(&o->j, (int64_t)r.pulled);
         fvj_key(&o->j, "conflicts");
         fvj_int(&o->j, (int64_t)r.conflicts);
+        fvj_key(&o->j, "rejected");
+        fvj_int(&o->j, (int64_t)r.rejected);
         fvj_key(&o->j, "drained");
         fvj_bool(&o->j, r.drained);
         fvj_end_object(&o->j);
@@ -1559,6 +1561,9 @@ static int run_sync(fv_db *db, const args *a, output *o)
         fprintf(o->f, "pushed %llu, pulled %llu, conflicts %llu%s\n", (unsigned long long)r.pushed,
                 (unsigned long long)r.pulled, (unsigned long long)r.conflicts,
                 r.drained ? "" : " (stopped by the time limit: run fv sync again)");
+        if (r.rejected > 0)
+            fprintf(o->f, "refused by the server: %llu change(s) this user may not make "
+                          "(fv status shows why)\n", (unsigned long long)r.rejected);
     }
     return r.drained ? 0 : EXIT_PARTIAL;
 }

@@ -1,0 +1,50 @@
+/*
+ * acl.h - fvd's half of field-level access control: the policy
+ * (core/policy.c, the same module devices use) applied to pushed changes
+ * (each change the device's user may not make is rejected, the rest of the
+ * batch applies) and to pulls (only rows in the user's scope, only fields
+ * the role may read).
+ *
+ * Row scope needs a row's customer owner and team.  For a push they are
+ * resolved for every row of the batch before anything of it is applied
+ * (fvd_rows_*): a row the store knows is judged as it stands before the
+ * batch, a new row as the batch creates it, so a reassignment in the batch
+ * is judged by who may write the row now.
+ */
+#ifndef FVD_ACL_H
+#define FVD_ACL_H
+
+#include <stddef.h>
+
+#include "change.h"
+#include "policy.h"
+#include "store.h"
+
+typedef struct fvd_rows fvd_rows;
+
+/* A map of the rows of one batch.  NULL on allocation failure. */
+fvd_rows *fvd_rows_new(void);
+void fvd_rows_free(fvd_rows *m);
+/* Note c's row (and, for owner/team/customer_id, the value the batch gives).
+ * 0, or -1 when out of memory. */
+int fvd_rows_note(fvd_rows *m, const fv__change *c);
+/* Resolve every noted row's owner and team against the store (call inside
+ * the push transaction, before the first append). */
+fv_status fvd_rows_resolve(fvd_rows *m, fvd_store *s, char *err, size_t errcap);
+/* May dev write c?  1, or 0 with why. */
+int fvd_rows_may_write(const fvd_rows *m, const fv__policy *p, const fvd_device *dev,
+                       const fv__change *c, char *why, size_t why_cap);
+
+/* May dev read c (pull)?  Resolves the row through the store; cache holds
+ * the last row looked up (zero it before the first call). */
+typedef struct fvd_read_cache {
+    int valid;
+    char table[FV_NAME_MAX + 1];
+    unsigned char row[FV_ROWID_LEN];
+    char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
+} fvd_read_cache;
+fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
+                       const fv__change *c, fvd_read_cache *cache, int *ok, char *err,
+                       size_t errcap);
+
+#endif
