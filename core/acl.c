@@ -178,3 +178,37 @@ const char *fv__acl_default_team(const fv_db *db)
 {
     return db->enrolled && db->acl_team[0] ? db->acl_team : NULL;
 }
+
+fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purged)
+{
+    *purged = 0;
+    if (!db->enrolled) return FV_OK;
+    char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
+    fv_status st = customer_owner(db, id, owner, sizeof owner, team, sizeof team);
+    if (st != FV_OK) return st;
+    fv__actor a = actor(db);
+    fv__row_owner row = {owner, team};
+    if (fv__policy_in_scope(&db->policy, &a, &row)) return FV_OK;
+    /* The customer left this user's scope (reassigned): its row, contacts
+     * and visits leave the device.  Not a deletion: nothing is captured. */
+    static const char *const sql[] = {
+        "DELETE FROM fv_versions WHERE tbl = 'contact' AND row_id IN"
+        " (SELECT id FROM contact WHERE customer_id = ?1)",
+        "DELETE FROM fv_versions WHERE tbl = 'visit' AND row_id IN"
+        " (SELECT id FROM visit WHERE customer_id = ?1)",
+        "DELETE FROM contact WHERE customer_id = ?1",
+        "DELETE FROM visit WHERE customer_id = ?1",
+        "DELETE FROM fv_versions WHERE tbl = 'customer' AND row_id = ?1",
+        "DELETE FROM customer WHERE id = ?1",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *s = fv__stmt(db, sql[i]);
+        if (s == NULL) return db->err;
+        sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "removing a reassigned customer");
+    }
+    *purged = 1;
+    return FV_OK;
+}

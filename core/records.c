@@ -549,7 +549,17 @@ fv_status fv_update(fv_db *db, fv_record *rec)
         }
         sqlite3_reset(s);
     }
+    int moved = 0;
+    if (st == FV_OK && strcmp(rec->tbl->name, "customer") == 0)
+        for (size_t i = 0; i < rec->tbl->nfields; i++)
+            if (rec->vals[i].dirty && (strcmp(rec->tbl->fields[i].name, "owner") == 0 ||
+                                       strcmp(rec->tbl->fields[i].name, "team") == 0))
+                moved = 1;
     if (st == FV_OK) st = capture_fields(rec, 1);
+    if (st == FV_OK && moved) { /* handed to someone else: it leaves this device */
+        int purged;
+        st = fv__acl_purge_if_out(db, rec->id, &purged);
+    }
     st = fv__tx_end(db, opened, st);
     if (st == FV_OK)
         for (size_t i = 0; i < FV_RECORD_FIELDS_MAX; i++) rec->vals[i].dirty = 0;

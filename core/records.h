@@ -42,6 +42,9 @@ fv_status fv__acl_filter(fv_record *r, int *visible);
 fv_status fv__acl_check_write(fv_record *r, int is_insert);
 fv_status fv__acl_check_delete(fv_db *db, const fv__table *t, const unsigned char id[16]);
 const char *fv__acl_default_owner(const fv_db *db);
+/* After a pulled change of a customer's owner or team: if the customer left
+ * the user's scope, remove it with its contacts and visits (*purged = 1). */
+fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purged);
 const char *fv__acl_default_team(const fv_db *db);
 /* Validate a text value for t.f as fv_record_set_text does (FV_EINVAL with a
  * message); norm receives the normalised form for times and ids ("" when

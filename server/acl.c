@@ -183,8 +183,8 @@ int fvd_rows_may_write(const fvd_rows *m, const fv__policy *p, const fvd_device 
 }
 
 fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
-                       const fv__change *c, fvd_read_cache *cache, int *ok, char *err,
-                       size_t errcap)
+                       const fv__change *c, uint64_t seq, fvd_read_cache *cache, int *ok,
+                       char *err, size_t errcap)
 {
     *ok = 0;
     int t = fv__policy_table(c->table);
@@ -215,5 +215,23 @@ fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
     }
     fv__row_owner ro = {cache->owner, cache->team};
     *ok = fv__policy_in_scope(p, &a, &ro);
+    if (!*ok && t == 0 && (strcmp(c->field, "owner") == 0 || strcmp(c->field, "team") == 0)) {
+        /* the scope the row had just before this change */
+        static _Thread_local fv__change prev;
+        char owner[FV_NAME_MAX + 1] = "", team[FV_NAME_MAX + 1] = "";
+        int found = 0;
+        fv_status st = s->ops->get_value_before(s, "customer", c->row_id, "owner", seq, &prev,
+                                                &found, err, errcap);
+        if (st == FV_OK && found && prev.kind == FV__VAL_TEXT)
+            snprintf(owner, sizeof owner, "%.64s", (const char *)prev.data);
+        if (st == FV_OK)
+            st = s->ops->get_value_before(s, "customer", c->row_id, "team", seq, &prev, &found,
+                                          err, errcap);
+        if (st == FV_OK && found && prev.kind == FV__VAL_TEXT)
+            snprintf(team, sizeof team, "%.64s", (const char *)prev.data);
+        if (st != FV_OK) return st;
+        fv__row_owner before = {owner, team};
+        *ok = fv__policy_in_scope(p, &a, &before);
+    }
     return FV_OK;
 }

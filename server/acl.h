@@ -43,8 +43,11 @@ typedef struct fvd_read_cache {
     unsigned char row[FV_ROWID_LEN];
     char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
 } fvd_read_cache;
+/* seq: c's log sequence.  A change of a customer's owner or team also
+ * reaches users whose scope held the row before it (their devices then
+ * purge it). */
 fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
-                       const fv__change *c, fvd_read_cache *cache, int *ok, char *err,
-                       size_t errcap);
+                       const fv__change *c, uint64_t seq, fvd_read_cache *cache, int *ok,
+                       char *err, size_t errcap);
 
 #endif

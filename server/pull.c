@@ -16,14 +16,15 @@
 
 typedef struct batch {
     fv__change *v;
+    uint64_t *seq;
     uint32_t n, cap;
 } batch;
 
 static int collect(void *ctx, const fv__change *c, uint64_t seq)
 {
-    (void)seq;
     batch *b = ctx;
     if (b->n == b->cap) return -1; /* the store gave more than asked */
+    b->seq[b->n] = seq;
     b->v[b->n++] = *c;
     return 0;
 }
@@ -57,8 +58,10 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
     }
     uint32_t max = q.max_changes == 0 || q.max_changes > FVD_PULL_MAX ? FVD_PULL_MAX
                                                                        : q.max_changes;
-    batch b = {calloc(max, sizeof *b.v), 0, max};
-    if (b.v == NULL) {
+    batch b = {calloc(max, sizeof *b.v), calloc(max, sizeof *b.seq), 0, max};
+    if (b.v == NULL || b.seq == NULL) {
+        free(b.v);
+        free(b.seq);
         fvd_refuse(r, 503, fieldvault_v1_ErrorCode_ERROR_CODE_UNAVAILABLE,
                    "out of memory: retry later");
         return;
@@ -68,6 +71,7 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
     fv_status st = s->ops->pull(s, q.cursor, max, collect, &b, &more, &last, err, sizeof err);
     if (st != FV_OK) {
         free(b.v);
+        free(b.seq);
         fvd_refuse_store(r, st, "reading the log", err);
         return;
     }
@@ -79,9 +83,10 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
     uint32_t kept = 0;
     for (uint32_t i = 0; i < b.n; i++) {
         int ok = 0;
-        st = fvd_may_read(s, &policy, dev, &b.v[i], &cache, &ok, err, sizeof err);
+        st = fvd_may_read(s, &policy, dev, &b.v[i], b.seq[i], &cache, &ok, err, sizeof err);
         if (st != FV_OK) {
             free(b.v);
+            free(b.seq);
             fvd_refuse_store(r, st, "checking access", err);
             return;
         }
@@ -100,6 +105,7 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
     st = fv__wire_encode_pull_response(&hdr, next, &src, fv__membuf_write, &r->body, NULL, err,
                                        sizeof err);
     free(b.v);
+    free(b.seq);
     if (st != FV_OK) {
         fvd_log("cannot encode a pull answer: %s", err);
         fvd_refuse(r, 500, fieldvault_v1_ErrorCode_ERROR_CODE_INTERNAL,

@@ -28,6 +28,7 @@
 
 #include "acl.h"
 #include "fvd.h"
+#include "internal.h"
 #include "merge.h"
 #include "validate.h"
 
@@ -94,7 +95,62 @@ typedef struct apply_ctx {
     fieldvault_v1_Rejection *rej; /* FV_WIRE_REJECTIONS_MAX */
     size_t nrej;
     uint64_t refused;  /* all refused changes (nrej keeps the first ones) */
+    unsigned char (*moved)[FV_ROWID_LEN]; /* customers whose owner or team changed */
+    size_t nmoved, capmoved;
 } apply_ctx;
+
+/* Note a customer whose owner or team the batch changed. */
+static int note_moved(apply_ctx *x, const unsigned char id[FV_ROWID_LEN])
+{
+    for (size_t i = 0; i < x->nmoved; i++)
+        if (memcmp(x->moved[i], id, FV_ROWID_LEN) == 0) return 0;
+    if (x->nmoved == x->capmoved) {
+        size_t cap = x->capmoved ? x->capmoved * 2 : 16;
+        void *p = realloc(x->moved, cap * sizeof *x->moved);
+        if (p == NULL) return -1;
+        x->moved = p;
+        x->capmoved = cap;
+    }
+    memcpy(x->moved[x->nmoved++], id, FV_ROWID_LEN);
+    return 0;
+}
+
+/* Append the current change of every field of a row again, with a new
+ * sequence number: users who just came into the row's scope pull it. */
+static fv_status redeliver_row(fvd_store *s, const char *tbl, const unsigned char id[FV_ROWID_LEN],
+                               fv__change *buf, char *err, size_t errcap)
+{
+    size_t n = 0;
+    fv_status st = s->ops->row_fields(s, tbl, id, buf, FV_RECORD_FIELDS_MAX + 1, &n, err, errcap);
+    for (size_t i = 0; st == FV_OK && i < n; i++) {
+        uint64_t seq;
+        st = s->ops->append(s, &buf[i], &seq, err, errcap);
+    }
+    return st;
+}
+
+/* A customer moved to another owner or team: its new scope receives the
+ * whole current row, its contacts and its visits on the next pull. */
+static fv_status redeliver_moved(apply_ctx *x, char *err, size_t errcap)
+{
+    fv__change *buf = calloc(FV_RECORD_FIELDS_MAX + 1, sizeof *buf);
+    if (buf == NULL) return FV_ENOMEM;
+    fv_status st = FV_OK;
+    for (size_t i = 0; st == FV_OK && i < x->nmoved; i++) {
+        st = redeliver_row(x->s, "customer", x->moved[i], buf, err, errcap);
+        char text[FV_ID_LEN + 1];
+        fv__uuid_format(x->moved[i], text);
+        fvd_row_ref *rows = NULL;
+        size_t n = 0;
+        if (st == FV_OK) st = x->s->ops->customer_rows(x->s, text, &rows, &n, err, errcap);
+        for (size_t k = 0; st == FV_OK && k < n; k++)
+            st = redeliver_row(x->s, rows[k].table == 0 ? "contact" : "visit", rows[k].id, buf,
+                               err, errcap);
+        free(rows);
+    }
+    free(buf);
+    return st;
+}
 
 static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
 {
@@ -134,6 +190,15 @@ static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
         return -1;
     }
     x->accepted++;
+    /* a customer changing hands (not one being created: found) */
+    if (found && strcmp(c->table, "customer") == 0 &&
+        (strcmp(c->field, "owner") == 0 || strcmp(c->field, "team") == 0) &&
+        note_moved(x, c->row_id) != 0) {
+        x->st = FV_ENOMEM;
+        snprintf(x->err, sizeof x->err, "out of memory");
+        snprintf(err, errcap, "store failure");
+        return -1;
+    }
     return 0;
 }
 
@@ -282,6 +347,12 @@ static void push_with(fvd_store *s, const fvd_device *dev, const unsigned char *
                                       sizeof err);
     fv__membuf_free(&in);
     const char *what = "applying the batch";
+    if (st == FV_OK && ax.st == FV_OK && ax.nmoved > 0) {
+        what = "delivering reassigned customers";
+        st = redeliver_moved(&ax, err, sizeof err);
+    }
+    free(ax.moved);
+    ax.moved = NULL;
     if (st == FV_OK && ax.st == FV_OK) {
         what = "recording the batch";
         st = s->ops->set_batch(s, dev->id, info.batch_seq, body_hash, err, sizeof err);

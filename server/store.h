@@ -51,6 +51,11 @@ typedef struct fvd_user {
 
 typedef struct fvd_store fvd_store;
 
+typedef struct fvd_row_ref {
+    int table; /* 0 contact, 1 visit */
+    unsigned char id[FV_ROWID_LEN];
+} fvd_row_ref;
+
 typedef struct fvd_store_ops {
     const char *backend; /* "sqlite" or "postgres" */
     void (*close)(fvd_store *s);
@@ -131,6 +136,21 @@ typedef struct fvd_store_ops {
     fv_status (*get_value)(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
                            const char *field, fv__change *out, int *found, char *err,
                            size_t errcap);
+    /* The same as it was just before log entry before_seq (the previous
+     * value of a field: who owned a customer before a reassignment). */
+    fv_status (*get_value_before)(fvd_store *s, const char *tbl,
+                                  const unsigned char row[FV_ROWID_LEN], const char *field,
+                                  uint64_t before_seq, fv__change *out, int *found, char *err,
+                                  size_t errcap);
+    /* The current change of every field of a row, into out (cap entries;
+     * a row has at most FV_RECORD_FIELDS_MAX + 1 fields): *n of them. */
+    fv_status (*row_fields)(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
+                            fv__change *out, size_t cap, size_t *n, char *err, size_t errcap);
+    /* The contacts and visits whose customer_id was ever customer_id (an id
+     * as text): a malloc'd array of *n entries {table (0 contact, 1 visit),
+     * row id}, freed by the caller. */
+    fv_status (*customer_rows)(fvd_store *s, const char *customer_id, fvd_row_ref **out,
+                               size_t *n, char *err, size_t errcap);
 } fvd_store_ops;
 
 /* Every backend's handle starts with this. */

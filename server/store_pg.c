@@ -70,6 +70,9 @@ typedef enum stmt_id {
     ST_USER_MATCHES,
     ST_ENROLLED_WITH,
     ST_GET_VALUE,
+    ST_GET_VALUE_BEFORE,
+    ST_ROW_FIELDS,
+    ST_CUSTOMER_ROWS,
     ST_COUNT
 } stmt_id;
 
@@ -118,6 +121,18 @@ static const stmt stmts[ST_COUNT] = {
                       "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
                       " hlc, base_hlc, device, device_seq FROM log"
                       " WHERE tbl = $1 AND row_id = $2 AND field = $3 ORDER BY seq DESC LIMIT 1"},
+    [ST_GET_VALUE_BEFORE] = {"fvd_get_value_before", "tbt8",
+                      "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
+                      " hlc, base_hlc, device, device_seq FROM log WHERE tbl = $1 AND row_id = $2"
+                      " AND field = $3 AND seq < $4 ORDER BY seq DESC LIMIT 1"},
+    [ST_ROW_FIELDS] = {"fvd_row_fields", "tb",
+                      "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
+                      " hlc, base_hlc, device, device_seq FROM log l WHERE tbl = $1 AND row_id = $2"
+                      " AND seq = (SELECT max(seq) FROM log m WHERE m.tbl = l.tbl"
+                      " AND m.row_id = l.row_id AND m.field = l.field)"},
+    [ST_CUSTOMER_ROWS] = {"fvd_customer_rows", "t",
+                      "SELECT DISTINCT tbl, row_id FROM log WHERE field = 'customer_id'"
+                      " AND text_value = $1"},
     [ST_GET_VERSION] = {"fvd_get_version", "tbt",
                         "SELECT hlc, device, base_hlc FROM versions"
                         " WHERE tbl = $1 AND row_id = $2 AND field = $3"},
@@ -197,6 +212,7 @@ static const char schema_sql[] =
     " device bytea NOT NULL,"
     " device_seq int8 NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_by_field ON log (tbl, row_id, field, seq);"
+    "CREATE INDEX IF NOT EXISTS log_by_customer ON log (text_value) WHERE field = 'customer_id';"
     "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 1)"
     " ON CONFLICT (key) DO NOTHING;";
 
@@ -1084,14 +1100,14 @@ static fv_status pg_push_end(fvd_store *base, int commit, char *err, size_t errc
 
 /* ---- pull ---------------------------------------------------------------------- */
 
-static int read_change(const PGresult *r, fv__change *c, uint64_t *seq)
+static int read_change_at(const PGresult *r, int row, fv__change *c, uint64_t *seq)
 {
     memset(c, 0, sizeof *c);
     int kind;
-    if (c_u64(r, 0, 0, seq) || c_text(r, 0, 1, c->table, sizeof c->table) ||
-        c_fixed(r, 0, 2, c->row_id, FV_ROWID_LEN) || c_text(r, 0, 3, c->field, sizeof c->field) ||
-        c_i2(r, 0, 4, &kind) || c_u64(r, 0, 8, &c->hlc) || c_u64(r, 0, 9, &c->base_hlc) ||
-        c_fixed(r, 0, 10, c->device, FV_DEVICE_LEN) || c_u64(r, 0, 11, &c->device_seq))
+    if (c_u64(r, row, 0, seq) || c_text(r, row, 1, c->table, sizeof c->table) ||
+        c_fixed(r, row, 2, c->row_id, FV_ROWID_LEN) || c_text(r, row, 3, c->field, sizeof c->field) ||
+        c_i2(r, row, 4, &kind) || c_u64(r, row, 8, &c->hlc) || c_u64(r, row, 9, &c->base_hlc) ||
+        c_fixed(r, row, 10, c->device, FV_DEVICE_LEN) || c_u64(r, row, 11, &c->device_seq))
         return -1;
     switch (kind) {
     case FV__VAL_NULL:
@@ -1099,16 +1115,21 @@ static int read_change(const PGresult *r, fv__change *c, uint64_t *seq)
         return 0;
     case FV__VAL_TEXT:
         c->kind = FV__VAL_TEXT;
-        return c_bytes(r, 0, 5, c->data, FV_FIELD_MAX + 1, &c->len);
+        return c_bytes(r, row, 5, c->data, FV_FIELD_MAX + 1, &c->len);
     case FV__VAL_REAL:
         c->kind = FV__VAL_REAL;
-        return c_f8(r, 0, 6, &c->real);
+        return c_f8(r, row, 6, &c->real);
     case FV__VAL_SEALED:
         c->kind = FV__VAL_SEALED;
-        return c_bytes(r, 0, 7, c->data, sizeof c->data, &c->len);
+        return c_bytes(r, row, 7, c->data, sizeof c->data, &c->len);
     default:
         return -1;
     }
+}
+
+static int read_change(const PGresult *r, fv__change *c, uint64_t *seq)
+{
+    return read_change_at(r, 0, c, seq);
 }
 
 /* Streams rows one at a time (libpq single-row mode), so memory stays flat
@@ -1216,6 +1237,114 @@ static fv_status pg_get_value(fvd_store *base, const char *tbl,
     return st;
 }
 
+static fv_status pg_get_value_before(fvd_store *base, const char *tbl,
+                                     const unsigned char row[FV_ROWID_LEN], const char *field,
+                                     uint64_t before_seq, fv__change *out, int *found, char *err,
+                                     size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (tbl == NULL || row == NULL || field == NULL || out == NULL || found == NULL ||
+        before_seq > (uint64_t)INT64_MAX) {
+        set_err(err, errcap, "get value: bad argument");
+        return FV_EINVAL;
+    }
+    *found = 0;
+    params p = {0};
+    p_text(&p, tbl);
+    p_bytes(&p, row, FV_ROWID_LEN);
+    p_text(&p, field);
+    p_i8(&p, (int64_t)before_seq);
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_GET_VALUE_BEFORE, &p, &st, "get value", err, errcap);
+        if (r == NULL) continue;
+        uint64_t seq;
+        if (PQntuples(r) == 1) {
+            if (read_change(r, out, &seq) != 0) {
+                set_err(err, errcap, "get value: malformed log row in PostgreSQL");
+                st = FV_EIO;
+            } else {
+                *found = 1;
+            }
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_row_fields(fvd_store *base, const char *tbl,
+                               const unsigned char row[FV_ROWID_LEN], fv__change *out, size_t cap,
+                               size_t *n, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    *n = 0;
+    params p = {0};
+    p_text(&p, tbl);
+    p_bytes(&p, row, FV_ROWID_LEN);
+    fv_status st;
+    int attempt = 0;
+    do {
+        *n = 0;
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_ROW_FIELDS, &p, &st, "read a row", err, errcap);
+        if (r == NULL) continue;
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && st == FV_OK; i++) {
+            uint64_t seq;
+            if ((size_t)i >= cap || read_change_at(r, i, &out[i], &seq) != 0) {
+                set_err(err, errcap, "read a row: too many or malformed fields in PostgreSQL");
+                st = FV_EIO;
+            } else {
+                (*n)++;
+            }
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_customer_rows(fvd_store *base, const char *customer_id, fvd_row_ref **out,
+                                  size_t *n, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    *out = NULL;
+    *n = 0;
+    params p = {0};
+    p_text(&p, customer_id);
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_CUSTOMER_ROWS, &p, &st, "read a customer's rows", err, errcap);
+        if (r == NULL) continue;
+        int rows = PQntuples(r);
+        *out = rows > 0 ? calloc((size_t)rows, sizeof **out) : NULL;
+        if (rows > 0 && *out == NULL) {
+            set_err(err, errcap, "out of memory");
+            st = FV_ENOMEM;
+        }
+        for (int i = 0; i < rows && st == FV_OK; i++) {
+            char t[FV_NAME_MAX + 1];
+            fvd_row_ref *ref = &(*out)[*n];
+            if (c_text(r, i, 0, t, sizeof t) || c_fixed(r, i, 1, ref->id, FV_ROWID_LEN)) continue;
+            ref->table = strcmp(t, "contact") == 0 ? 0 : strcmp(t, "visit") == 0 ? 1 : -1;
+            if (ref->table >= 0) (*n)++;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    if (st != FV_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
 static fv_status pg_head(fvd_store *base, uint64_t *seq, char *err, size_t errcap)
 {
     pg_store *s = (pg_store *)base;
@@ -1272,6 +1401,9 @@ static const fvd_store_ops pg_ops = {
     .pull = pg_pull,
     .head = pg_head,
     .get_value = pg_get_value,
+    .get_value_before = pg_get_value_before,
+    .row_fields = pg_row_fields,
+    .customer_rows = pg_customer_rows,
 };
 
 fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap)

@@ -69,6 +69,7 @@ static const char SCHEMA[] =
     "  field TEXT NOT NULL, kind INTEGER NOT NULL, value, hlc INTEGER NOT NULL,"
     "  base_hlc INTEGER NOT NULL, device BLOB NOT NULL, device_seq INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_by_field ON log(tbl, row_id, field, seq);"
+    "CREATE INDEX IF NOT EXISTS log_by_customer ON log(value) WHERE field = 'customer_id';"
     "CREATE TABLE IF NOT EXISTS versions("
     "  tbl TEXT NOT NULL, row_id BLOB NOT NULL, field TEXT NOT NULL,"
     "  hlc INTEGER NOT NULL, device BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
@@ -99,6 +100,9 @@ enum {
     S_PULL,
     S_HEAD,
     S_VALUE,
+    S_VALUE_BEFORE,
+    S_ROW_FIELDS,
+    S_CUSTOMER_ROWS,
     S_COUNT
 };
 
@@ -132,6 +136,14 @@ static const char *const SQL[S_COUNT] = {
     [S_HEAD] = "SELECT coalesce(max(seq), 0) FROM log",
     [S_VALUE] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
                 "FROM log WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 ORDER BY seq DESC LIMIT 1",
+    [S_VALUE_BEFORE] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
+                       "FROM log WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 AND seq < ?4 "
+                       "ORDER BY seq DESC LIMIT 1",
+    [S_ROW_FIELDS] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
+                     "FROM log l WHERE tbl = ?1 AND row_id = ?2 AND seq = (SELECT max(seq) FROM log m "
+                     "WHERE m.tbl = l.tbl AND m.row_id = l.row_id AND m.field = l.field)",
+    [S_CUSTOMER_ROWS] = "SELECT DISTINCT tbl, row_id FROM log WHERE field = 'customer_id' "
+                        "AND value = ?1",
 };
 
 typedef struct sq_store {
@@ -739,6 +751,93 @@ static fv_status sq_get_value(fvd_store *s, const char *tbl, const unsigned char
     return st;
 }
 
+static fv_status sq_get_value_before(fvd_store *s, const char *tbl,
+                                     const unsigned char row[FV_ROWID_LEN], const char *field,
+                                     uint64_t before_seq, fv__change *out, int *found, char *err,
+                                     size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (tbl == NULL || row == NULL || field == NULL || out == NULL || found == NULL)
+        return fail(err, errcap, FV_EINVAL, "get value: bad argument");
+    *found = 0;
+    sqlite3_stmt *v = stmt(q, S_VALUE_BEFORE);
+    bind_text(v, 1, tbl);
+    bind_blob(v, 2, row, FV_ROWID_LEN);
+    bind_text(v, 3, field);
+    bind_u64(v, 4, before_seq);
+    int rc = sqlite3_step(v);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (read_change(v, out) != 0) st = fail(err, errcap, FV_EIO, "sqlite store: a log row is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a value", err, errcap);
+    }
+    done(v);
+    return st;
+}
+
+static fv_status sq_row_fields(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
+                               fv__change *out, size_t cap, size_t *n, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    *n = 0;
+    sqlite3_stmt *v = stmt(q, S_ROW_FIELDS);
+    bind_text(v, 1, tbl);
+    bind_blob(v, 2, row, FV_ROWID_LEN);
+    fv_status st = FV_OK;
+    int rc;
+    while ((rc = sqlite3_step(v)) == SQLITE_ROW) {
+        if (*n == cap || read_change(v, &out[*n]) != 0) {
+            st = fail(err, errcap, FV_EIO, "sqlite store: a row has too many or malformed fields");
+            break;
+        }
+        (*n)++;
+    }
+    if (st == FV_OK && rc != SQLITE_DONE) st = sqfail(q, rc, "reading a row", err, errcap);
+    done(v);
+    return st;
+}
+
+static fv_status sq_customer_rows(fvd_store *s, const char *customer_id, fvd_row_ref **out,
+                                  size_t *n, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    sqlite3_stmt *v = stmt(q, S_CUSTOMER_ROWS);
+    bind_text(v, 1, customer_id);
+    fv_status st = FV_OK;
+    int rc;
+    while ((rc = sqlite3_step(v)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(v, 0);
+        int table = t && strcmp(t, "contact") == 0 ? 0 : t && strcmp(t, "visit") == 0 ? 1 : -1;
+        if (table < 0 || sqlite3_column_bytes(v, 1) != FV_ROWID_LEN) continue;
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            fvd_row_ref *p = realloc(*out, nc * sizeof *p);
+            if (p == NULL) {
+                st = fail(err, errcap, FV_ENOMEM, "out of memory");
+                break;
+            }
+            *out = p;
+            cap = nc;
+        }
+        (*out)[*n].table = table;
+        memcpy((*out)[*n].id, sqlite3_column_blob(v, 1), FV_ROWID_LEN);
+        (*n)++;
+    }
+    if (st == FV_OK && rc != SQLITE_DONE) st = sqfail(q, rc, "reading a customer's rows", err, errcap);
+    done(v);
+    if (st != FV_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
 static fv_status sq_head(fvd_store *s, uint64_t *seq, char *err, size_t errcap)
 {
     sq_store *q = (sq_store *)s;
@@ -756,7 +855,7 @@ static const fvd_store_ops sqlite_ops = {
     "sqlite",          sq_close,      sq_add_user,     sq_enroll,     sq_get_device,
     sq_touch_device,   sq_revoke_device, sq_list_devices, sq_use_nonce, sq_push_begin,
     sq_get_version,    sq_append,     sq_set_batch,    sq_push_end,   sq_pull,
-    sq_head,           sq_get_value,
+    sq_head,           sq_get_value,  sq_get_value_before, sq_row_fields, sq_customer_rows,
 };
 
 /* ---- Open ---- */

@@ -288,6 +288,8 @@ typedef struct field_stmts {
 
 typedef struct applier {
     fv_db *db;
+    unsigned char (*moved)[16]; /* customers whose owner or team changed */
+    size_t nmoved, capmoved;
     fv_status failed;      /* why the sink stopped the decode */
     fv_apply_stats stats;
     int64_t now;
@@ -579,6 +581,21 @@ static fv_status apply_one(applier *a, const fv__change *c)
     if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing a value");
     if ((st = write_version(db, c)) != FV_OK) return st;
     a->stats.applied++;
+    if (db->enrolled && strcmp(t->name, "customer") == 0 &&
+        (strcmp(c->field, "owner") == 0 || strcmp(c->field, "team") == 0)) {
+        /* judged once the whole set is applied (owner and team may both
+         * be on their way) */
+        for (size_t i = 0; i < a->nmoved; i++)
+            if (memcmp(a->moved[i], c->row_id, 16) == 0) return FV_OK;
+        if (a->nmoved == a->capmoved) {
+            size_t cap = a->capmoved ? a->capmoved * 2 : 16;
+            void *p = realloc(a->moved, cap * sizeof *a->moved);
+            if (p == NULL) return fv__err(db, FV_ENOMEM, "out of memory");
+            a->moved = p;
+            a->capmoved = cap;
+        }
+        memcpy(a->moved[a->nmoved++], c->row_id, 16);
+    }
     return FV_OK;
 }
 
@@ -609,10 +626,17 @@ fv_status fv__apply_with(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_s
             st = fv__err(db, a->failed, "applying the change set: %s", err);
         else if (dst != FV_OK)
             st = fv__err(db, dst, "the change set was refused: %s", err);
+        /* customers that changed hands and left this user's scope leave
+         * the device, with their contacts and visits */
+        for (size_t i = 0; st == FV_OK && i < a->nmoved; i++) {
+            int purged;
+            st = fv__acl_purge_if_out(db, a->moved[i], &purged);
+        }
         if (st == FV_OK) st = fv__hlc_save(db);
         if (st == FV_OK && before_commit != NULL) st = before_commit(db, bctx);
     }
     applier_free(a);
+    free(a->moved);
     st = fv__tx_end(db, opened, st);
     if (st != FV_OK) db->hlc_last = clock_before;
     else if (stats != NULL) {

@@ -745,6 +745,60 @@ static void test_access_scopes(void **state)
     free(cust);
 }
 
+
+/* Moving a customer from rep A to rep B: after both sync, B has it with all
+ * its visits and contacts, and A's store no longer holds it. */
+static void test_reassignment(void **state)
+{
+    fx *f = *state;
+    device a, b;
+    device_open(&a, f->dir, "ana", 1);
+    device_open(&b, f->dir, "ben", 1);
+    char *ca = add_user(&f->b, "ana", "rep", "east"), *cb = add_user(&f->b, "ben", "rep", "east");
+    assert_int_equal(fv_enroll(a.db, f->s.base, ca, NULL), FV_OK);
+    assert_int_equal(fv_enroll(b.db, f->s.base, cb, NULL), FV_OK);
+    free(ca);
+    free(cb);
+    char *cust = new_customer(a.db, "Moving Co");
+    for (int i = 0; i < 3; i++) new_visit(a.db, cust, "visit before the move");
+    (void)sync_dev(&a, 0, FV_OK);
+    (void)sync_dev(&b, 0, FV_OK);
+    fv_record *r;
+    assert_int_equal(fv_get(b.db, "customer", cust, &r), FV_ENOTFOUND);
+    /* A hands the customer to B */
+    assert_int_equal(fv_get(a.db, "customer", cust, &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "owner", "ben"), FV_OK);
+    assert_int_equal(fv_update(a.db, r), FV_OK);
+    fv_record_free(r);
+    (void)sync_dev(&a, 0, FV_OK);
+    (void)sync_dev(&b, 0, FV_OK);
+    (void)sync_dev(&a, 0, FV_OK);
+    assert_int_equal(fv_get(b.db, "customer", cust, &r), FV_OK);
+    const char *v;
+    assert_int_equal(fv_record_get_text(r, "name", &v), FV_OK);
+    assert_string_equal(v, "Moving Co");
+    fv_record_free(r);
+    assert_int_equal(count_visits(b.db), 3);
+    assert_int_equal(fv_get(a.db, "customer", cust, &r), FV_ENOTFOUND);
+    assert_int_equal(count_visits(a.db), 0);
+    /* not just hidden: gone from A's store (its full state has no trace) */
+    char *state_file = tu_path(f->dir, "ana-state.fvc");
+    assert_int_equal(fv_changes_export_file(a.db, state_file, FV_EXPORT_ALL, NULL), FV_OK);
+    size_t len;
+    unsigned char *bytes = tu_read_file(state_file, &len);
+    assert_false(contains(bytes, len, "Moving Co"));
+    assert_false(contains(bytes, len, "visit before the move"));
+    free(bytes);
+    /* and B can work on it: a new visit reaches the server */
+    new_visit(b.db, cust, "visit after the move");
+    fv_sync_result res = sync_dev(&b, 0, FV_OK);
+    assert_int_equal(res.rejected, 0);
+    free(state_file);
+    free(cust);
+    device_close(&a);
+    device_close(&b);
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -767,6 +821,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_pull_time_boxed, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_access_scopes, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_access_scopes, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment, setup_pg, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
