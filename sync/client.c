@@ -37,6 +37,8 @@
 static fv_status meta_get(fv_db *db, const char *key, unsigned char *buf, size_t cap, size_t *len,
                           int *found)
 {
+    *found = 0;
+    if (len) *len = 0;
     sqlite3_stmt *s = fv__stmt(db, "SELECT value FROM fv_meta WHERE key = ?1");
     if (s == NULL) return db->err;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
@@ -56,10 +58,10 @@ static fv_status meta_get(fv_db *db, const char *key, unsigned char *buf, size_t
 
 static fv_status meta_text(fv_db *db, const char *key, char *buf, size_t cap)
 {
-    size_t n;
-    int found;
+    size_t n = 0;
+    int found = 0;
     fv_status st = meta_get(db, key, (unsigned char *)buf, cap - 1, &n, &found);
-    buf[found ? n : 0] = '\0';
+    buf[st == FV_OK && found ? n : 0] = '\0';
     return st;
 }
 
@@ -392,14 +394,27 @@ static fv_status plan_batch(fv_db *db, push_state *p, uint32_t n, int *have)
 {
     *have = 0;
     /* The first n entries, extended to the end of the local write the last
-     * one belongs to (entries of one write share its hlc): a record and its
-     * fields always travel in one batch. */
-    sqlite3_stmt *s = fv__stmt(db,
-        "SELECT max(seq) FROM fv_outbox WHERE hlc <= (SELECT max(hlc) FROM"
-        " (SELECT hlc FROM fv_outbox ORDER BY seq LIMIT ?1))");
+     * one belongs to (entries of one write share its hlc and are
+     * consecutive, at most a record's fields): a record and its fields
+     * always travel in one batch.  Seq ranges only: no scan of the outbox. */
+    sqlite3_stmt *s = fv__stmt(db, "SELECT seq, hlc FROM fv_outbox ORDER BY seq LIMIT 1 OFFSET ?1");
     if (s == NULL) return db->err;
-    sqlite3_bind_int64(s, 1, n);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)n - 1);
     int rc = sqlite3_step(s);
+    sqlite3_int64 nth = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_int64 hlc = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading the outbox");
+    s = fv__stmt(db, rc == SQLITE_ROW
+                         ? "SELECT max(seq) FROM fv_outbox WHERE seq BETWEEN ?1 AND ?1 + 256"
+                           " AND hlc = ?2"
+                         : "SELECT max(seq) FROM fv_outbox");
+    if (s == NULL) return db->err;
+    if (rc == SQLITE_ROW) {
+        sqlite3_bind_int64(s, 1, nth);
+        sqlite3_bind_int64(s, 2, hlc);
+    }
+    rc = sqlite3_step(s);
     uint64_t to = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return fv__sqlerr(db, rc, "reading the outbox");
