@@ -93,6 +93,18 @@ tu_result tu_run(const char *const argv[], const char *const env[],
                 setenv(key, eq + 1, 1);
             }
         execv(argv[0], (char *const *)argv);
+        /* Cross-built tests run under qemu-user, whose exec cannot start
+         * another target program: FV_TEST_EXEC_WRAPPER (set by the cross
+         * build's ctest, e.g. "/usr/bin/qemu-aarch64") runs it instead. */
+        const char *wrap = getenv("FV_TEST_EXEC_WRAPPER");
+        if (errno == ENOEXEC && wrap != NULL && *wrap != '\0') {
+            const char *wargv[64];
+            size_t n = 0;
+            wargv[n++] = wrap;
+            for (size_t i = 0; argv[i] != NULL && n < 63; i++) wargv[n++] = argv[i];
+            wargv[n] = NULL;
+            execv(wrap, (char *const *)wargv);
+        }
         _exit(127);
     }
     close(in[0]); close(out[1]); close(err[1]);

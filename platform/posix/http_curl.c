@@ -1,5 +1,6 @@
 /*
- * http_curl.c - the default HTTP transport: libcurl.
+ * http_curl.c - the default HTTP transport: libcurl (the http_open /
+ * http_close / http_post hooks of platform.h's default table).
  *
  * One CURL easy handle per sync (the context), reused for every request so
  * the connection is kept alive.  TLS peer and host verification stay on
@@ -67,18 +68,20 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
-void *fv_platform_http_open(void)
+void *fv__curl_open(void *ctx)
 {
+    (void)ctx;
     return curl_easy_init();
 }
 
-void fv_platform_http_close(void *ctx)
+void fv__curl_close(void *ctx, void *conn)
 {
-    if (ctx != NULL) curl_easy_cleanup(ctx);
+    (void)ctx;
+    if (conn != NULL) curl_easy_cleanup(conn);
 }
 
-int fv_platform_http_post(void *ctx, const struct fv_http_request *req,
-                          struct fv_http_response *resp, char *err, size_t errcap)
+int fv__curl_post(void *ctx, const fv_http_request *req, fv_http_response *resp, char *err,
+                  size_t errcap)
 {
     CURL *c = ctx;
     memset(resp, 0, sizeof *resp);

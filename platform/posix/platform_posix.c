@@ -1,6 +1,7 @@
 /*
- * platform_posix.c - POSIX implementation of platform.h (Linux, the CLI,
- * fvd, tests).
+ * platform_posix.c - the POSIX defaults of platform.h's hook table (Linux,
+ * Android's bionic, iOS; the CLI, fvd, tests): wall clock, sleep, fsync,
+ * remove.  platform.c puts them in the default table.
  */
 #include "platform.h"
 
@@ -25,27 +26,31 @@ static int64_t clock_skew(void)
     return skew;
 }
 
-int64_t fv_platform_now_ms(void)
+int64_t fv__posix_now_ms(void *ctx)
 {
+    (void)ctx;
     struct timespec ts;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_skew();
 }
 
-int fv_platform_fsync_file(FILE *f)
+int fv__posix_fsync_file(void *ctx, FILE *f)
 {
+    (void)ctx;
     return fsync(fileno(f));
 }
 
-void fv_platform_sleep_ms(int64_t ms)
+void fv__posix_sleep_ms(void *ctx, int64_t ms)
 {
+    (void)ctx;
     if (ms <= 0) return;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
 
-int fv_platform_remove(const char *path)
+int fv__posix_remove(void *ctx, const char *path)
 {
+    (void)ctx;
     return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }
