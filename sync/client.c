@@ -281,6 +281,8 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
     if (db == NULL) return FV_EMISUSE;
     fv__reset(db);
     if (db->wiped) return fv__err(db, FV_EACCES, "this store was erased");
+    if (cfg != NULL && cfg->size < sizeof *cfg)
+        return fv__err(db, FV_EMISUSE, "fv_enroll: set cfg.size to sizeof(fv_sync_config)");
     if (!valid_url(server))
         return fv__err(db, FV_EINVAL, "the server must be an http:// or https:// URL");
     if (code == NULL || code[0] == '\0' || strlen(code) > 64 || !fv__utf8_valid(code, strlen(code)))
@@ -603,11 +605,14 @@ fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res)
 {
     if (db == NULL) return FV_EMISUSE;
     fv__reset(db);
+    if (cfg != NULL && cfg->size < sizeof *cfg)
+        return fv__err(db, FV_EMISUSE, "fv_sync: set cfg.size to sizeof(fv_sync_config)");
+    if (res != NULL && res->size < sizeof *res)
+        return fv__err(db, FV_EMISUSE, "fv_sync: set res.size to sizeof(fv_sync_result)");
     fv_sync_result local;
-    if (res == NULL) res = &local;
-    if ((cfg != NULL && cfg->size < sizeof *cfg) || res->size < sizeof *res) {
-        if (res == &local) memset(res, 0, sizeof *res);
-        else return fv__err(db, FV_EMISUSE, "fv_sync: set cfg.size and res.size");
+    if (res == NULL) {
+        res = &local;
+        res->size = sizeof local;
     }
     size_t rsize = res->size;
     memset(res, 0, sizeof *res);
