@@ -59,7 +59,11 @@ fv_status fv__hlc_next(fv_db *db, uint64_t *out)
 
 fv_status fv__hlc_observe(fv_db *db, uint64_t remote)
 {
-    if (fv__hlc_merge(&db->hlc_last, remote, fv_platform_now_ms(), FV_HLC_MAX_DRIFT_MS) != 0) {
+    /* A pulled batch is judged by the server's clock as this device last
+     * learnt it (fvd already refused anything beyond the bound by its own):
+     * a device whose clock is behind must still receive others' changes. */
+    int64_t now = fv_platform_now_ms() + (db->observe_offset > 0 ? db->observe_offset : 0);
+    if (fv__hlc_merge(&db->hlc_last, remote, now, FV_HLC_MAX_DRIFT_MS) != 0) {
         char when[21];
         fv__time_format_ms(FV_HLC_MS(remote), when);
         return fv__err(db, FV_EPROTO,

@@ -87,6 +87,7 @@ struct fv_db {
     unsigned char device[16]; /* this replica's id (fv_meta 'device_id') */
     uint64_t hlc_last;        /* latest hybrid logical clock value seen */
     atomic_int cancel;        /* fv_sync_cancel (any thread) */
+    int64_t observe_offset;   /* while applying a pull: the server's clock minus ours */
     int wiped;                /* revoked: the store was erased */
     /* access control (acl.c): set once enrolled */
     int enrolled;

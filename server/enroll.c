@@ -77,6 +77,18 @@ void fvd_enroll(fvd_store *s, const unsigned char *body, size_t len, int64_t now
                                   err, sizeof err);
     char hex[2 * FV_DEVICE_LEN + 1];
     fvd_hex(q.device_id, FV_DEVICE_LEN, hex);
+    if (st == FV_ENOTFOUND || st == FV_EEXIST) {
+        /* The same enrolment again (its answer was lost): the device is
+         * there with the same key.  Answer it as the first time; nothing
+         * is granted that the first answer did not. */
+        fvd_device prior;
+        char perr[128];
+        if (s->ops->get_device(s, q.device_id, &prior, perr, sizeof perr) == FV_OK &&
+            !prior.revoked && sodium_memcmp(prior.public_key, q.public_key, 32) == 0) {
+            d = prior;
+            st = FV_OK;
+        }
+    }
     if (st == FV_ENOTFOUND) {
         fvd_refuse(r, 401, fieldvault_v1_ErrorCode_ERROR_CODE_UNAUTHENTICATED,
                    "unknown or already used enrolment code");

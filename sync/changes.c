@@ -380,7 +380,12 @@ static fv_status to_stored(fv_db *db, const fv__table *t, const fv__field *f, co
             return fv__err(db, FV_EPROTO, "%s.%s contains a NUL byte", t->name, f->name);
         fv_status st = fv__validate_text(db, t, f, (const char *)c->data, out->norm,
                                          sizeof out->norm);
-        if (st != FV_OK) return fv__err(db, FV_EPROTO, "%s", fv_errmsg(db));
+        if (st != FV_OK) { /* the field's rule was broken: a protocol error */
+            char msg[FV_ERRMSG_MAX];
+            snprintf(msg, sizeof msg, "%s", fv_errmsg(db));
+            fv__reset(db);
+            return fv__err(db, FV_EPROTO, "%s", msg);
+        }
         if (f->type == FV_TYPE_REF) {
             if (!fv__uuid_parse((const char *)c->data, out->ref))
                 return fv__err(db, FV_EPROTO, "%s.%s is not a record id", t->name, f->name);
@@ -452,6 +457,26 @@ static fv_status log_conflict(applier *a, const fv__change *c, const fv__ver *lo
     memcpy(inv.device, c->device, 16);
     unsigned char id[16];
     conflict_id(c, take ? local : &inv, id);
+    /* The same winner against the same losing value is logged already
+     * (an equal value from another writer, seen in another order): one
+     * entry, so applying a set again never adds one. */
+    const fv__ver *w = take ? &inv : local;
+    sqlite3_stmt *q = fv__stmt(db,
+        "SELECT 1 FROM fv_conflicts WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 AND"
+        " ((winner_is_mine = 1 AND mine_hlc = ?4 AND mine_device = ?5 AND theirs_value IS ?6) OR"
+        "  (winner_is_mine = 0 AND theirs_hlc = ?4 AND theirs_device = ?5 AND mine_value IS ?6))");
+    if (q == NULL) return db->err;
+    sqlite3_bind_text(q, 1, c->table, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 2, c->row_id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, c->field, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)w->hlc);
+    sqlite3_bind_blob(q, 5, w->device, 16, SQLITE_STATIC);
+    if (take) sqlite3_bind_value(q, 6, sqlite3_column_value(cur, 0)); /* the loser: local */
+    else bind_stored(q, 6, incoming);                                 /* the loser: incoming */
+    int qrc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (qrc == SQLITE_ROW) return FV_OK;
+    if (qrc != SQLITE_DONE) return fv__sqlerr(db, qrc, "reading the conflict log");
     sqlite3_stmt *s = fv__stmt(db,
         "INSERT OR IGNORE INTO fv_conflicts(id, tbl, row_id, field, mine_value, mine_hlc,"
         " mine_device, theirs_value, theirs_hlc, theirs_device, winner_is_mine, detected_ms)"

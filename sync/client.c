@@ -301,8 +301,19 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
     unsigned char pk[crypto_sign_PUBLICKEYBYTES];
     s.sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
     if (s.sk == NULL) return fv__err(db, FV_ENOMEM, "out of memory");
-    crypto_sign_keypair(pk, s.sk);
-    st = session_transport(&s, cfg);
+    /* The key pair is kept (in the encrypted store) before the request
+     * leaves: if the answer is lost, trying again sends the same key and
+     * fvd recognises the enrolment it already made. */
+    size_t kn = 0;
+    int have_key = 0;
+    st = meta_get(db, "enroll_sk", s.sk, crypto_sign_SECRETKEYBYTES, &kn, &have_key);
+    if (st == FV_OK && have_key && kn == crypto_sign_SECRETKEYBYTES) {
+        crypto_sign_ed25519_sk_to_pk(pk, s.sk);
+    } else if (st == FV_OK) {
+        crypto_sign_keypair(pk, s.sk);
+        st = PUT_BLOB(db, "enroll_sk", s.sk, crypto_sign_SECRETKEYBYTES);
+    }
+    if (st == FV_OK) st = session_transport(&s, cfg);
 
     fieldvault_v1_EnrollRequest rq = fieldvault_v1_EnrollRequest_init_zero;
     snprintf(rq.code, sizeof rq.code, "%s", code);
@@ -336,6 +347,7 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
         if (st == FV_OK) st = PUT_TEXT(db, "role", rs.role);
         if (st == FV_OK) st = PUT_TEXT(db, "team", rs.team);
         if (st == FV_OK) st = PUT_U64(db, "clock_offset", (uint64_t)s.clock_offset);
+        if (st == FV_OK) st = meta_put(db, "enroll_sk", SQLITE_NULL, NULL, 0, 0);
         st = fv__tx_end(db, opened, st);
         /* from now on the server's policy applies to this store */
         if (st == FV_OK) st = fv__acl_load(db);
@@ -568,7 +580,9 @@ static fv_status pull_one(session *s, fv_sync_result *res, int *more, int *stopp
         fv_apply_stats stats;
         memset(&stats, 0, sizeof stats);
         stats.size = sizeof stats;
+        db->observe_offset = s->clock_offset;
         st = fv__apply_with(db, decode_pull, &pa, &stats, save_cursor, &pa);
+        db->observe_offset = 0;
         fv__membuf_free(&pa.in);
         if (st == FV_OK && pa.info.cursor < cursor)
             st = fv__err(db, FV_EPROTO, "the server moved the cursor backwards");

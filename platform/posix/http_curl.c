@@ -45,10 +45,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
+typedef struct head_state {
+    int64_t *server_time;
+    int complete;      /* the blank line that ends the headers was seen */
+} head_state;
+
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
-    int64_t *server_time = ctx;
+    head_state *h = ctx;
+    int64_t *server_time = h->server_time;
     size_t len = size * n;
+    if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) h->complete = 1;
+    else h->complete = 0; /* a later block (after 100 Continue) starts over */
     static const char name[] = "x-fv-server-time:";
     if (len > sizeof name - 1) {
         size_t i = 0;
@@ -117,7 +125,8 @@ int fv__curl_post(void *ctx, const fv_http_request *req, fv_http_response *resp,
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->server_time_ms);
+    head_state hs = {&resp->server_time_ms, 0};
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hs);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     if (req->pinned_public_key != NULL)
         curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, req->pinned_public_key);
@@ -127,6 +136,12 @@ int fv__curl_post(void *ctx, const fv_http_request *req, fv_http_response *resp,
             snprintf(err, errcap, "the response is larger than %zu bytes", req->max_response);
         else
             snprintf(err, errcap, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
+        free(b.data);
+        b.data = NULL;
+        goto done;
+    }
+    if (!hs.complete) { /* the connection closed inside the headers: not an answer */
+        snprintf(err, errcap, "the connection closed before the answer's headers ended");
         free(b.data);
         b.data = NULL;
         goto done;
