@@ -149,6 +149,8 @@ int fv__time_normalise(const char *s, char out[21]);
 void fv__time_format_ms(int64_t ms, char out[21]);
 int fv__utf8_valid(const char *s, size_t len);
 int fv__name_valid(const char *s);
+/* Is v one of the '|'-separated values of list (an enum field's)? */
+int fv__enum_has(const char *list, const char *v);
 char *fv__strdup(const char *s);
 
 /* ---- hybrid logical clock (hlc.c) ----

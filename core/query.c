@@ -57,13 +57,7 @@ static fv_status check_enum_filter(fv_db *db, const char *field, const char *v)
     if (v == NULL) return FV_OK;
     const fv__field *f = fv__schema_field(fv__schema_table(db, "customer"), field, NULL);
     if (f == NULL || f->enum_values == NULL) return FV_OK;
-    for (const char *p = f->enum_values; *p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (strlen(v) == len && memcmp(p, v, len) == 0) return FV_OK;
-        if (!bar) break;
-        p = bar + 1;
-    }
+    if (fv__enum_has(f->enum_values, v)) return FV_OK;
     return fv__err(db, FV_EINVAL, "customer.%s must be one of %s", field, f->enum_values);
 }
 

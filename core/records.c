@@ -91,7 +91,7 @@ fv_status fv_record_field(const fv_record *rec, size_t i, const char **name, fv_
 
 /* ---- validation ---- */
 
-static int enum_has(const char *list, const char *v)
+int fv__enum_has(const char *list, const char *v)
 {
     size_t n = strlen(v);
     for (const char *p = list; *p;) {
@@ -134,7 +134,7 @@ static fv_status validate_text(fv_record *r, const fv__field *f, const char *v, 
                            f->max_len);
         return FV_OK;
     case FV_TYPE_ENUM:
-        if (!enum_has(f->enum_values, v))
+        if (!fv__enum_has(f->enum_values, v))
             return fv__err(db, FV_EINVAL, "%s.%s must be one of %s (got '%s')", t, f->name,
                            f->enum_values, quotable(f, v));
         return FV_OK;

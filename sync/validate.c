@@ -10,19 +10,6 @@
 
 #include "internal.h"
 
-static int enum_has(const char *list, const char *v)
-{
-    size_t n = strlen(v);
-    for (const char *p = list; *p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && memcmp(p, v, n) == 0) return 1;
-        if (bar == NULL) break;
-        p = bar + 1;
-    }
-    return 0;
-}
-
 fv_status fv__change_validate_shipped(const fv__change *c, char *err, size_t errcap)
 {
 #define BAD(...) (snprintf(err, errcap, __VA_ARGS__), FV_EINVAL)
@@ -62,7 +49,7 @@ fv_status fv__change_validate_shipped(const fv__change *c, char *err, size_t err
                                 : BAD("%s.%s is %zu bytes; the limit is %zu", c->table, f.name, len,
                                       f.max_len);
     case FV_TYPE_ENUM:
-        return enum_has(f.enum_values, v) ? FV_OK
+        return fv__enum_has(f.enum_values, v) ? FV_OK
                                           : BAD("%s.%s must be one of %s", c->table, f.name,
                                                 f.enum_values);
     case FV_TYPE_DATE:
