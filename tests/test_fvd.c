@@ -1536,9 +1536,13 @@ static void test_crash_mid_push(void **state)
     int64_t deadline = now_ms() + 120000;
     long long wal1 = wal0;
     while ((wal1 = file_size(wal)) < wal0 + (1 << 20) && now_ms() < deadline) sleep_ms(1);
-    assert_true(now_ms() < deadline);
-    assert_int_equal(server_stop(&sv, SIGKILL), 128 + SIGKILL);
+    /* stop and join before any assertion: a failed one must not leave the
+     * thread writing into this function's frame */
+    int in_time = now_ms() < deadline;
+    int stopped = server_stop(&sv, SIGKILL);
     pthread_join(t, NULL);
+    assert_true(in_time);
+    assert_int_equal(stopped, 128 + SIGKILL);
     assert_true(b.r.status != 200); /* the device never got an answer */
     resp_free(&b.r);
 
