@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static fv_status meta_text(fv_db *db, const char *key, char *out, size_t cap)
+fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *s = fv__stmt(db, "SELECT value FROM fv_meta WHERE key = ?1");
     if (s == NULL) return db->err;
@@ -30,9 +30,9 @@ static fv_status meta_text(fv_db *db, const char *key, char *out, size_t cap)
 fv_status fv__acl_load(fv_db *db)
 {
     fv__policy_default(&db->policy);
-    fv_status st = meta_text(db, "user", db->acl_user, sizeof db->acl_user);
-    if (st == FV_OK) st = meta_text(db, "role", db->acl_role, sizeof db->acl_role);
-    if (st == FV_OK) st = meta_text(db, "team", db->acl_team, sizeof db->acl_team);
+    fv_status st = fv__meta_text(db, "user", db->acl_user, sizeof db->acl_user);
+    if (st == FV_OK) st = fv__meta_text(db, "role", db->acl_role, sizeof db->acl_role);
+    if (st == FV_OK) st = fv__meta_text(db, "team", db->acl_team, sizeof db->acl_team);
     db->enrolled = st == FV_OK && db->acl_role[0] != '\0';
     return st;
 }

@@ -176,6 +176,8 @@ typedef struct fv__cval {
 fv_status fv__sync_state_load(fv_db *db);
 /* Load the enrolment (user, role, team) and the policy (acl.c). */
 fv_status fv__acl_load(fv_db *db);
+/* fv_meta's text value for key into out ("" if absent). */
+fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap);
 /* Record a local change of tbl.field of row id at hlc, inside the caller's
  * transaction: new version (base = the one replaced) and an outbox entry. */
 fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],

@@ -56,14 +56,6 @@ static fv_status meta_get(fv_db *db, const char *key, unsigned char *buf, size_t
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading sync state");
 }
 
-static fv_status meta_text(fv_db *db, const char *key, char *buf, size_t cap)
-{
-    size_t n = 0;
-    int found = 0;
-    fv_status st = meta_get(db, key, (unsigned char *)buf, cap - 1, &n, &found);
-    buf[st == FV_OK && found ? n : 0] = '\0';
-    return st;
-}
 
 static fv_status meta_u64(fv_db *db, const char *key, uint64_t *v)
 {
@@ -244,7 +236,7 @@ static fv_status session_load(session *s, fv_db *db, const fv_sync_config *cfg)
 {
     memset(s, 0, sizeof *s);
     s->db = db;
-    fv_status st = meta_text(db, "server", s->server, sizeof s->server);
+    fv_status st = fv__meta_text(db, "server", s->server, sizeof s->server);
     if (st != FV_OK) return st;
     if (s->server[0] == '\0')
         return fv__err(db, FV_EINVAL, "this store is not enrolled with a server: enrol it first");
@@ -288,7 +280,7 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
     if (code == NULL || code[0] == '\0' || strlen(code) > 64 || !fv__utf8_valid(code, strlen(code)))
         return fv__err(db, FV_EINVAL, "the enrolment code must be 1 to 64 characters");
     char have[256];
-    fv_status st = meta_text(db, "server", have, sizeof have);
+    fv_status st = fv__meta_text(db, "server", have, sizeof have);
     if (st != FV_OK) return st;
     if (have[0] != '\0') return fv__err(db, FV_EEXIST, "this store is already enrolled with %s", have);
 
@@ -713,11 +705,11 @@ fv_status fv_sync_status_get(fv_db *db, fv_sync_status *out)
     memset(out, 0, sizeof *out);
     out->size = size;
     if (db->wiped) return fv__err(db, FV_EACCES, "this store was erased");
-    fv_status st = meta_text(db, "server", out->server, sizeof out->server);
-    if (st == FV_OK) st = meta_text(db, "user", out->user, sizeof out->user);
-    if (st == FV_OK) st = meta_text(db, "role", out->role, sizeof out->role);
-    if (st == FV_OK) st = meta_text(db, "team", out->team, sizeof out->team);
-    if (st == FV_OK) st = meta_text(db, "last_error", out->last_error, sizeof out->last_error);
+    fv_status st = fv__meta_text(db, "server", out->server, sizeof out->server);
+    if (st == FV_OK) st = fv__meta_text(db, "user", out->user, sizeof out->user);
+    if (st == FV_OK) st = fv__meta_text(db, "role", out->role, sizeof out->role);
+    if (st == FV_OK) st = fv__meta_text(db, "team", out->team, sizeof out->team);
+    if (st == FV_OK) st = fv__meta_text(db, "last_error", out->last_error, sizeof out->last_error);
     uint64_t v = 0;
     if (st == FV_OK) st = meta_u64(db, "pull_cursor", &out->pull_cursor);
     if (st == FV_OK) st = meta_u64(db, "last_sync_ms", &v);
