@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FV_SCHEMA_VERSION 3
+#define FV_SCHEMA_VERSION 4
 
 typedef struct shipped_field {
     const char *table, *name;
@@ -231,8 +231,28 @@ static fv_status migrate_3(fv_db *db)
     return st;
 }
 
+/* Version 4: field keys and history.  fv_field_keys holds the team field
+ * keys granted to this device (opened from their grants; the store itself
+ * is encrypted at rest), fv_key_grants_seq in fv_meta is the grant cursor.
+ * fv_history keeps the transitions of the fields reports follow (a
+ * customer's stage and grade): old and new value, the change's clock and
+ * writing device, for local writes and for pulled changes that win. */
+static fv_status migrate_4(fv_db *db)
+{
+    return fv__exec(db,
+        "CREATE TABLE fv_field_keys(key_id BLOB PRIMARY KEY NOT NULL, team TEXT NOT NULL,"
+        " cls INTEGER NOT NULL, version INTEGER NOT NULL, key BLOB NOT NULL,"
+        " grant_seq INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE INDEX fv_field_keys_by_team ON fv_field_keys(team, cls, version);"
+        "CREATE TABLE fv_history(seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL,"
+        " row_id BLOB NOT NULL, field TEXT NOT NULL, old_value, new_value,"
+        " hlc INTEGER NOT NULL, device BLOB NOT NULL);"
+        "CREATE INDEX fv_history_by_field ON fv_history(tbl, field, hlc);");
+}
+
 typedef fv_status (*migration_fn)(fv_db *);
-static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2, migrate_3};
+static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2, migrate_3,
+                                                           migrate_4};
 
 static fv_status read_version(fv_db *db, int *version)
 {

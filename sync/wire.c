@@ -73,6 +73,8 @@ _Static_assert(fieldvault_v1_Change_size <= FV_WIRE_CHANGE_MAX_BYTES, "change bo
 _Static_assert(FV_WIRE_REJECTIONS_MAX * (fieldvault_v1_Rejection_size + 3) + 64 <=
                    FV_WIRE_MESSAGE_MAX_BYTES, "a full PushResponse fits the message bound");
 _Static_assert(MEMBER_SIZE(fv__change, data) >= FV_SEALED_MAX + 1, "change.data");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_KeysResponse, grants) == FV_WIRE_KEYS_MAX * sizeof(fieldvault_v1_Grant), "keys max");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_Grant, team) == FV_NAME_MAX + 1, "grant team");
 _Static_assert(FV_SEALED_MAX >= FV_FIELD_MAX, "data holds text and sealed");
 _Static_assert(FV_CHANGESET_MAX_BYTES <= SIZE_MAX / 2, "budget fits size_t");
 _Static_assert(FV_CHANGESET_MAX_BYTES <= LONG_MAX, "membuf reads fit long");
@@ -1436,4 +1438,88 @@ long fv__membuf_read(void *membuf, unsigned char *buf, size_t cap)
     if (n > 0) memcpy(buf, fv__membuf_bytes(m) + m->pos, n);
     m->pos += n;
     return (long)n;
+}
+
+/* ---- Whole-message helpers: field keys ---- */
+
+static fv_status check_keys_response(const fieldvault_v1_KeysResponse *m, fv_status st,
+                                     char *err, size_t errcap)
+{
+    if (m->admin_public_key.size != 0 && m->admin_public_key.size != FV_WIRE_PUBKEY_LEN)
+        return fail(err, errcap, st, "admin_public_key is %u bytes, not %d",
+                    (unsigned)m->admin_public_key.size, FV_WIRE_PUBKEY_LEN);
+    if (m->grants_count > 0 && m->admin_public_key.size == 0)
+        return fail(err, errcap, st, "grants without an admin_public_key");
+    uint64_t prev = 0;
+    for (pb_size_t i = 0; i < m->grants_count; i++) {
+        const fieldvault_v1_Grant *g = &m->grants[i];
+        fv_status r = check_text("grant team", g->team, sizeof g->team, st, err, errcap);
+        if (r != FV_OK) return r;
+        if (g->team[0] == 0) return fail(err, errcap, st, "grant %u: team is empty", (unsigned)i);
+        if (g->field_class != 1 && g->field_class != 2)
+            return fail(err, errcap, st, "grant %u: field_class %u is not 1 or 2", (unsigned)i,
+                        (unsigned)g->field_class);
+        if (g->version == 0) return fail(err, errcap, st, "grant %u: version 0", (unsigned)i);
+        if (g->seq <= prev)
+            return fail(err, errcap, st, "grant %u: seq %llu not increasing", (unsigned)i,
+                        (unsigned long long)g->seq);
+        prev = g->seq;
+        if (all_zero(g->sealed_key, sizeof g->sealed_key) ||
+            all_zero(g->signature, sizeof g->signature))
+            return fail(err, errcap, st, "grant %u: sealed_key or signature missing", (unsigned)i);
+    }
+    return FV_OK;
+}
+
+fv_status fv__wire_encode_keys_request(const fieldvault_v1_KeysRequest *m, fv__byte_sink sink,
+                                       void *sink_ctx, char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (m == NULL || sink == NULL) return fail(err, errcap, FV_EMISUSE, "no message or sink");
+    if (all_zero(m->device_id, sizeof m->device_id))
+        return fail(err, errcap, FV_EINVAL, "keys request: device_id missing");
+    return encode_whole("keys request", fieldvault_v1_KeysRequest_fields, m, sink, sink_ctx,
+                        err, errcap);
+}
+
+fv_status fv__wire_decode_keys_request(const unsigned char *buf, size_t len,
+                                       fieldvault_v1_KeysRequest *out, char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (out == NULL || (buf == NULL && len > 0))
+        return fail(err, errcap, FV_EMISUSE, "no buffer or output");
+    fv_status st = decode_whole("keys request", fieldvault_v1_KeysRequest_fields, buf, len, out,
+                                err, errcap);
+    if (st == FV_OK && all_zero(out->device_id, sizeof out->device_id))
+        return fail(err, errcap, FV_EPROTO, "malformed keys request: device_id missing");
+    return st;
+}
+
+fv_status fv__wire_encode_keys_response(const fieldvault_v1_KeysResponse *m,
+                                        fv__byte_sink sink, void *sink_ctx, char *err,
+                                        size_t errcap)
+{
+    clear_err(err, errcap);
+    if (m == NULL || sink == NULL) return fail(err, errcap, FV_EMISUSE, "no message or sink");
+    char why[160];
+    if (check_keys_response(m, FV_EINVAL, why, sizeof why) != FV_OK)
+        return prefixed(FV_EINVAL, "keys response", why, err, errcap);
+    return encode_whole("keys response", fieldvault_v1_KeysResponse_fields, m, sink, sink_ctx,
+                        err, errcap);
+}
+
+fv_status fv__wire_decode_keys_response(const unsigned char *buf, size_t len,
+                                        fieldvault_v1_KeysResponse *out, char *err,
+                                        size_t errcap)
+{
+    clear_err(err, errcap);
+    if (out == NULL || (buf == NULL && len > 0))
+        return fail(err, errcap, FV_EMISUSE, "no buffer or output");
+    fv_status st = decode_whole("keys response", fieldvault_v1_KeysResponse_fields, buf, len,
+                                out, err, errcap);
+    if (st != FV_OK) return st;
+    char why[160];
+    if (check_keys_response(out, FV_EPROTO, why, sizeof why) != FV_OK)
+        return prefixed(FV_EPROTO, "malformed keys response", why, err, errcap);
+    return FV_OK;
 }

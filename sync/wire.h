@@ -260,6 +260,28 @@ FV_NODISCARD fv_status fv__wire_decode_enroll_response(const unsigned char *buf,
                                                        fieldvault_v1_EnrollResponse *out,
                                                        char *err, size_t errcap);
 
+/*
+ * Field-key messages, whole (POST /v1/keys).  A KeysRequest needs a
+ * device_id.  A KeysResponse's admin_public_key is empty or 32 bytes (and
+ * present when there are grants); each grant has a non-empty UTF-8 team,
+ * field_class 1 or 2, version >= 1, seq strictly increasing, sealed_key
+ * and signature present.  Signatures are checked by the caller
+ * (fv__fc_grant_open), not here.  Returns as the enrolment helpers.
+ */
+#define FV_WIRE_KEYS_MAX 32
+FV_NODISCARD fv_status fv__wire_encode_keys_request(const fieldvault_v1_KeysRequest *m,
+                                                    fv__byte_sink sink, void *sink_ctx,
+                                                    char *err, size_t errcap);
+FV_NODISCARD fv_status fv__wire_decode_keys_request(const unsigned char *buf, size_t len,
+                                                    fieldvault_v1_KeysRequest *out, char *err,
+                                                    size_t errcap);
+FV_NODISCARD fv_status fv__wire_encode_keys_response(const fieldvault_v1_KeysResponse *m,
+                                                     fv__byte_sink sink, void *sink_ctx,
+                                                     char *err, size_t errcap);
+FV_NODISCARD fv_status fv__wire_decode_keys_response(const unsigned char *buf, size_t len,
+                                                     fieldvault_v1_KeysResponse *out,
+                                                     char *err, size_t errcap);
+
 /* ---- Memory buffers as byte sink and source ---- */
 
 /*

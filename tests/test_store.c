@@ -385,7 +385,7 @@ static void test_migration_forward(void **state)
 {
     fixture *f = *state;
     /* Make the store look like one written by schema version 1: drop what
-     * migrations 2 and 3 add, then reopen: they run again, data kept, and
+     * migrations 2 to 4 add, then reopen: they run again, data kept, and
      * the old rows are captured for sync (versions and outbox backfilled). */
     char *c = add_customer(f->db, "Old", "A", "intent");
     char *gone = add_customer(f->db, "Gone", NULL, NULL);
@@ -395,6 +395,7 @@ static void test_migration_forward(void **state)
         "DROP INDEX customer_by_stage; DROP INDEX customer_by_grade; DROP INDEX customer_by_owner;"
         "DROP INDEX visit_by_customer; DROP INDEX visit_by_time; DROP INDEX contact_by_customer;"
         "DROP TABLE fv_versions; DROP TABLE fv_outbox; DROP TABLE fv_conflicts;"
+        "DROP TABLE fv_field_keys; DROP TABLE fv_history;"
         "DELETE FROM fv_meta WHERE key IN ('device_id', 'hlc');"
         "PRAGMA user_version = 1;"), FV_OK);
     reopen(f);
