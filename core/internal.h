@@ -183,4 +183,35 @@ fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap);
 fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],
                       const char *field, const fv__cval *v, uint64_t hlc);
 
+/* ---- field encryption (fieldkeys.c) ---- */
+/* The team deciding a row's field keys: a customer's team, a contact's or
+ * visit's customer's team ("" when unknown). */
+fv_status fv__fkey_row_team(fv_db *db, const char *tbl, const unsigned char row[16], char *team,
+                            size_t cap);
+/* In an enrolled store, seal *v (a text or real of a pii/confidential
+ * field) with the newest key held for the row's team, into buf (cap >=
+ * FV_FIELD_MAX + FV_SEALED_OVERHEAD): *v then points at the sealed bytes.  Left as it is when
+ * the store is not enrolled, the field is public, or no key is held. */
+fv_status fv__fkey_seal(fv_db *db, const char *tbl, const unsigned char row[16], const char *field,
+                        fv__cval *v, unsigned char *buf, size_t cap);
+/* Open sealed value b for tbl.f of row: FV__OPEN_TEXT (text filled,
+ * NUL-terminated; cap >= n), FV__OPEN_REAL (*real), FV__OPEN_NOKEY (no key
+ * held for it) or FV__OPEN_BAD (malformed, another class or field, or fails
+ * authentication).  *st is set only by a store failure. */
+enum { FV__OPEN_BAD = 0, FV__OPEN_NOKEY = 1, FV__OPEN_REAL = 2, FV__OPEN_TEXT = 3 };
+struct fv__field;
+int fv__fkey_open(fv_db *db, const char *tbl, const unsigned char row[16],
+                  const struct fv__field *f, const unsigned char *b, size_t n, char *text,
+                  size_t cap, double *real, fv_status *st);
+/* Verify and open one grant, store its key. */
+fv_status fv__fkey_install(fv_db *db, const unsigned char admin_pk[32],
+                           const unsigned char sign_sk[64], const char *team, int cls,
+                           uint32_t version, const unsigned char *sealed, const unsigned char *sig,
+                           uint64_t seq);
+/* Open stored values still sealed that the keys held now open. */
+fv_status fv__fkey_unseal_stored(fv_db *db);
+/* Seal outbox entries after after_seq still in plaintext, where a key is
+ * held now (entries written before the key arrived). */
+fv_status fv__fkey_seal_outbox(fv_db *db, uint64_t after_seq);
+
 #endif /* FV_INTERNAL_H */

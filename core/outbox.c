@@ -14,6 +14,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 fv_status fv__sync_state_load(fv_db *db)
 {
     sqlite3_stmt *s = fv__stmt(db, "SELECT value FROM fv_meta WHERE key = 'device_id'");
@@ -81,6 +83,14 @@ fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16], co
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing a version");
 
+    /* pii and confidential values leave the device sealed: the outbox
+     * holds the ciphertext, so a retried batch re-sends the same bytes */
+    static _Thread_local unsigned char sealed[FV_FIELD_MAX + 64];
+    fv__cval out = *v;
+    fv_status st = fv__fkey_seal(db, tbl, id, field, &out, sealed, sizeof sealed);
+    if (st != FV_OK) return st;
+    v = &out;
+
     s = fv__stmt(db, "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc, base_hlc)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (s == NULL) return db->err;
@@ -91,7 +101,9 @@ fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16], co
     sqlite3_bind_int64(s, 5, (sqlite3_int64)hlc);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)base);
     rc = sqlite3_step(s);
+    sqlite3_clear_bindings(s);
     sqlite3_reset(s);
+    if (out.type == SQLITE_BLOB && out.blob == sealed) sodium_memzero(sealed, out.len);
     if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing the outbox");
     return FV_OK;
 }

@@ -223,6 +223,7 @@ fv_status fv_record_get_text(const fv_record *rec, const char *field, const char
     *value = NULL;
     if (f == NULL) return FV_ENOTFOUND;
     if (f->type == FV_TYPE_REAL) return FV_EINVAL;
+    if (rec->vals[i].corrupt) return FV_ECORRUPT;
     if (rec->vals[i].redacted) return FV_EACCES;
     *value = rec->vals[i].set ? rec->vals[i].text : NULL;
     return FV_OK;
@@ -247,6 +248,7 @@ fv_status fv_record_get_real(const fv_record *rec, const char *field, double *v,
     *is_set = 0;
     if (f == NULL) return FV_ENOTFOUND;
     if (f->type != FV_TYPE_REAL) return FV_EINVAL;
+    if (rec->vals[i].corrupt) return FV_ECORRUPT;
     if (rec->vals[i].redacted) return FV_EACCES;
     *is_set = rec->vals[i].set;
     *v = rec->vals[i].real;
@@ -279,7 +281,26 @@ fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col)
         fv__val *v = &r->vals[i];
         if (sqlite3_column_type(s, c) == SQLITE_NULL) continue;
         const fv__field *f = &r->tbl->fields[i];
-        if (f->type == FV_TYPE_REAL) {
+        if (sqlite3_column_type(s, c) == SQLITE_BLOB && f->type != FV_TYPE_REF) {
+            /* a value still sealed: no key for it yet, or a bad one */
+            static _Thread_local char plain[FV_FIELD_MAX + 64];
+            fv_status st = FV_OK;
+            int k = fv__fkey_open(r->db, r->tbl->name, r->id, f, sqlite3_column_blob(s, c),
+                                  (size_t)sqlite3_column_bytes(s, c), plain, sizeof plain,
+                                  &v->real, &st);
+            if (st != FV_OK) return st;
+            if (k == FV__OPEN_TEXT) {
+                v->text = fv__strdup(plain);
+                sodium_memzero(plain, sizeof plain);
+                if (v->text == NULL) return fv__err(r->db, FV_ENOMEM, "out of memory");
+            } else if (k == FV__OPEN_NOKEY) {
+                v->redacted = 1;
+                continue;
+            } else if (k == FV__OPEN_BAD) {
+                v->corrupt = 1;
+                continue;
+            }
+        } else if (f->type == FV_TYPE_REAL) {
             v->real = sqlite3_column_double(s, c);
         } else if (f->type == FV_TYPE_REF) {
             if (sqlite3_column_bytes(s, c) != 16) continue;

@@ -10,7 +10,8 @@
 typedef struct fv__val {
     int set;      /* has a value (else empty) */
     int dirty;    /* set since read or last write */
-    int redacted; /* the acting user may not read it (enrolled stores) */
+    int redacted; /* the acting user may not read it (enrolled stores), or no key */
+    int corrupt;  /* a sealed value that failed authentication */
     char *text; /* owned; NULL for REAL */
     double real;
 } fv__val;

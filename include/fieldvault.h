@@ -225,7 +225,12 @@ FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
  * is redacted: the getters return FV_EACCES for it (never an empty value),
  * and fv_record_redacted says so.  Rows outside the user's scope are not
  * returned at all (FV_ENOTFOUND, absent from lists); a write the role may
- * not make is FV_EACCES with a message naming the field and role. */
+ * not make is FV_EACCES with a message naming the field and role.
+ * A pii or confidential value that arrived sealed with a team field key
+ * this device does not hold (yet) is redacted too, until a grant brings the
+ * key.  One that fails authentication under a key the device holds (a
+ * ciphertext moved to another record or field, or altered) makes the
+ * getters return FV_ECORRUPT for that field; the rest of the record reads. */
 FV_API FV_NODISCARD fv_status fv_record_redacted(const fv_record *rec, const char *field,
                                                  int *redacted);
 /* *is_set = 0 when the field is empty. */
@@ -520,6 +525,30 @@ typedef struct fv_sync_status {
 } fv_sync_status;
 
 FV_API FV_NODISCARD fv_status fv_sync_status_get(fv_db *db, fv_sync_status *st);
+
+/* ---- field keys (enrolled stores) ----
+ * pii and confidential values are sealed on the writing device with its
+ * team's field key for that class (XChaCha20-Poly1305, bound to table, row,
+ * field and key version) and travel and rest on the server only as that
+ * ciphertext.  Keys reach a device as grants from the admin, fetched by
+ * fv_sync. */
+typedef struct fv_field_key_info {
+    char team[FV_NAME_MAX + 1];
+    fv_field_class cls;   /* FV_CLASS_PII or FV_CLASS_CONFIDENTIAL */
+    uint32_t version;     /* 1, 2, ...: rotation adds one; new writes use the newest */
+    char key_id[17];      /* 16 hex digits: the key's public id, never key material */
+} fv_field_key_info;
+
+/* The field keys this device holds: up to cap into out, *n = how many are
+ * held (may exceed cap). */
+FV_API FV_NODISCARD fv_status fv_field_keys(fv_db *db, fv_field_key_info *out, size_t cap,
+                                            size_t *n);
+/* The re-encryption pass after a key rotation: every pii/confidential value
+ * this user may read and write is written again (the same value, a new
+ * change), so it is sealed with the newest key of its team and the old
+ * ciphertext is superseded everywhere at the next sync.  *rewritten counts
+ * the values.  Values the user may read but not write are left as they are. */
+FV_API FV_NODISCARD fv_status fv_field_reencrypt(fv_db *db, size_t *rewritten);
 
 #ifdef __cplusplus
 }

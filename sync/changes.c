@@ -344,6 +344,8 @@ typedef struct stored {
     fv__cval v;
     unsigned char ref[16];
     char norm[FV_ID_LEN + 24];
+    int opened;                  /* plain holds an opened sealed value: wipe it */
+    char plain[FV_SEALED_MAX + 1];
 } stored;
 
 static fv_status to_stored(fv_db *db, const fv__table *t, const fv__field *f, const fv__change *c,
@@ -351,6 +353,7 @@ static fv_status to_stored(fv_db *db, const fv__table *t, const fv__field *f, co
 {
     memset(&out->v, 0, sizeof out->v);
     out->v.type = SQLITE_NULL;
+    out->opened = 0;
     if (f == NULL) { /* _deleted */
         if (c->kind != FV__VAL_REAL || (c->real != 0.0 && c->real != 1.0))
             return fv__err(db, FV_EPROTO, "%s._deleted must be 0 or 1", t->name);
@@ -398,10 +401,43 @@ static fv_status to_stored(fv_db *db, const fv__table *t, const fv__field *f, co
         out->v.text = out->norm[0] != '\0' ? out->norm : (const char *)c->data;
         return FV_OK;
     }
-    case FV__VAL_SEALED:
-        return fv__err(db, FV_EPROTO,
-                       "%s.%s carries a sealed value: this store holds no field keys", t->name,
-                       f->name);
+    case FV__VAL_SEALED: {
+        if (f->cls == FV_CLASS_PUBLIC || f->type == FV_TYPE_REF)
+            return fv__err(db, FV_EPROTO, "%s.%s is public: it is never sealed", t->name, f->name);
+        /* Opened with a key this device holds, it is checked and stored
+         * like any value; else it is stored sealed: it reads as redacted
+         * (no key yet, opened when a grant brings it) or as FV_ECORRUPT
+         * (it fails authentication: moved or altered). */
+        fv_status st = FV_OK;
+        double real = 0;
+        int k = fv__fkey_open(db, t->name, c->row_id, f, c->data, c->len, out->plain,
+                              sizeof out->plain, &real, &st);
+        if (st != FV_OK) return st;
+        if (k == FV__OPEN_REAL) {
+            if (!isfinite(real))
+                return fv__err(db, FV_EPROTO, "%s.%s must be a finite number", t->name, f->name);
+            out->v.type = SQLITE_FLOAT;
+            out->v.real = real;
+            return FV_OK;
+        }
+        if (k == FV__OPEN_TEXT) {
+            out->opened = 1;
+            fv_status vst = fv__validate_text(db, t, f, out->plain, out->norm, sizeof out->norm);
+            if (vst != FV_OK) {
+                char msg[FV_ERRMSG_MAX];
+                snprintf(msg, sizeof msg, "%s", fv_errmsg(db));
+                fv__reset(db);
+                return fv__err(db, FV_EPROTO, "%s", msg);
+            }
+            out->v.type = SQLITE_TEXT;
+            out->v.text = out->norm[0] != '\0' ? out->norm : out->plain;
+            return FV_OK;
+        }
+        out->v.type = SQLITE_BLOB;
+        out->v.blob = c->data;
+        out->v.len = c->len;
+        return FV_OK;
+    }
     }
     return fv__err(db, FV_EPROTO, "%s.%s: unknown value kind", t->name, f->name);
 }
@@ -549,6 +585,9 @@ static fv_status read_version(fv_db *db, const fv__change *c, fv__ver *v, int *f
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading a version");
 }
 
+static fv_status apply_stored(applier *a, const fv__change *c, const fv__table *t, size_t ti,
+                              size_t fi, const fv__field *f, const char *col, const stored *inp);
+
 static fv_status apply_one(applier *a, const fv__change *c)
 {
     fv_db *db = a->db;
@@ -568,10 +607,20 @@ static fv_status apply_one(applier *a, const fv__change *c)
                            c->field);
         snprintf(col, sizeof col, "\"%s\"", f->name);
     }
-    stored in;
+    static _Thread_local stored in; /* 4 KiB: not on the stack */
     fv_status st = to_stored(db, t, f, c, &in);
     if (st == FV_OK) st = fv__hlc_observe(db, c->hlc);
-    if (st != FV_OK) return st;
+    if (st == FV_OK) st = apply_stored(a, c, t, ti, fi, f, col, &in);
+    if (in.opened) sodium_memzero(in.plain, sizeof in.plain);
+    return st;
+}
+
+static fv_status apply_stored(applier *a, const fv__change *c, const fv__table *t, size_t ti,
+                              size_t fi, const fv__field *f, const char *col, const stored *inp)
+{
+    fv_db *db = a->db;
+    const stored *in = inp;
+    fv_status st;
 
     fv__ver local, incoming = {c->hlc, {0}, c->base_hlc};
     memcpy(incoming.device, c->device, 16);
@@ -582,9 +631,9 @@ static fv_status apply_one(applier *a, const fv__change *c)
     sqlite3_bind_blob(fs->read, 1, c->row_id, 16, SQLITE_STATIC);
     int rc = sqlite3_step(fs->read);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading a value");
-    int equal = rc == SQLITE_ROW ? same_value(fs->read, &in.v) : in.v.type == SQLITE_NULL;
+    int equal = rc == SQLITE_ROW ? same_value(fs->read, &in->v) : in->v.type == SQLITE_NULL;
     fv__merge_result m = fv__merge(found ? &local : NULL, &incoming, equal);
-    if (m.conflict && rc == SQLITE_ROW) st = log_conflict(a, c, &local, fs->read, &in.v, m.take);
+    if (m.conflict && rc == SQLITE_ROW) st = log_conflict(a, c, &local, fs->read, &in->v, m.take);
     sqlite3_reset(fs->read);
     if (st != FV_OK) return st;
     if (!m.take) {
@@ -599,7 +648,7 @@ static fv_status apply_one(applier *a, const fv__change *c)
     if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "creating a row");
     sqlite3_bind_blob(fs->write, 1, c->row_id, 16, SQLITE_STATIC);
     if (f == NULL) sqlite3_bind_int(fs->write, 2, c->real != 0.0);
-    else bind_stored(fs->write, 2, &in.v);
+    else bind_stored(fs->write, 2, &in->v);
     sqlite3_bind_int64(fs->write, 3, a->now);
     rc = sqlite3_step(fs->write);
     sqlite3_reset(fs->write);

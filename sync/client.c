@@ -12,6 +12,8 @@
  *   pull_cursor             - the last server sequence applied (stored with
  *                             the changes it covers, one transaction)
  *   clock_offset            - server clock minus ours, for signing
+ *   admin_pk, grant_seq     - the admin key pinned at the first grant, and the
+ *                             last field-key grant installed (core/fieldkeys.c)
  *   last_sync_ms, last_error
  * docs/protocol.md is the wire contract; every request is signed
  * (sync/sign.c), every response body is bounded.
@@ -590,6 +592,93 @@ static fv_status pull_one(session *s, fv_sync_result *res, int *more, int *stopp
     return st;
 }
 
+/* ---- field keys ----------------------------------------------------------- */
+
+/* Install the grants of one KeysResponse, pin the admin key, open what the
+ * new keys open (stored values, plaintext outbox entries not yet in a
+ * batch): one transaction. */
+static fv_status install_grants(session *s, const fieldvault_v1_KeysResponse *kr,
+                                uint64_t after_batch, uint64_t *after)
+{
+    fv_db *db = s->db;
+    if (kr->admin_public_key.size == 0) return FV_OK;
+    unsigned char pinned[32];
+    size_t n;
+    int found;
+    fv_status st = meta_get(db, "admin_pk", pinned, sizeof pinned, &n, &found);
+    if (st != FV_OK) return st;
+    if (found && (n != 32 || memcmp(pinned, kr->admin_public_key.bytes, 32) != 0))
+        return fv__err(db, FV_EPROTO,
+                       "the server presents another admin key than the one this device "
+                       "trusts: its field-key grants are refused (re-enrol the device if the "
+                       "admin key was replaced on purpose)");
+    int opened;
+    st = fv__tx_begin(db, &opened);
+    if (st == FV_OK && !found) st = PUT_BLOB(db, "admin_pk", kr->admin_public_key.bytes, 32);
+    for (pb_size_t i = 0; st == FV_OK && i < kr->grants_count; i++) {
+        const fieldvault_v1_Grant *g = &kr->grants[i];
+        if (g->seq <= *after) {
+            st = fv__err(db, FV_EPROTO, "the server sent a grant out of order");
+            break;
+        }
+        st = fv__fkey_install(db, kr->admin_public_key.bytes, s->sk, g->team, (int)g->field_class,
+                              g->version, g->sealed_key, g->signature, g->seq);
+        if (st == FV_OK) *after = g->seq;
+    }
+    if (st == FV_OK && kr->grants_count > 0) st = PUT_U64(db, "grant_seq", *after);
+    if (st == FV_OK && kr->grants_count > 0) st = fv__fkey_unseal_stored(db);
+    if (st == FV_OK && kr->grants_count > 0) st = fv__fkey_seal_outbox(db, after_batch);
+    return fv__tx_end(db, opened, st);
+}
+
+/* Fetch the field-key grants made for this device since the last ones. */
+static fv_status fetch_keys(session *s, fv_sync_result *res, uint64_t after_batch, int *stopped)
+{
+    fv_db *db = s->db;
+    uint64_t after;
+    fv_status st = meta_u64(db, "grant_seq", &after);
+    static _Thread_local fieldvault_v1_KeysResponse kr; /* 32 grants: ~7 KiB */
+    for (int more = 1; st == FV_OK && more;) {
+        fieldvault_v1_KeysRequest rq = fieldvault_v1_KeysRequest_init_zero;
+        memcpy(rq.device_id, db->device, 16);
+        rq.after = after;
+        fv__membuf body;
+        fv__membuf_init(&body, 256);
+        char err[256] = "";
+        if (fv__wire_encode_keys_request(&rq, fv__membuf_write, &body, err, sizeof err) != FV_OK)
+            st = fv__err(db, FV_EINTERNAL, "encoding a keys request: %s", err);
+        fv_http_response r;
+        memset(&r, 0, sizeof r);
+        if (st == FV_OK) st = post(s, "/v1/keys", fv__membuf_bytes(&body), body.len, 1, &r, stopped);
+        fv__membuf_free(&body);
+        if (st == FV_OK && r.status == 403 &&
+            error_code(&r) == fieldvault_v1_ErrorCode_ERROR_CODE_REVOKED) {
+            res->wiped = 1;
+            st = wipe(db);
+        } else if (st == FV_OK && r.status == 404) { /* a server without field keys */
+            free(r.body);
+            break;
+        } else if (st == FV_OK && r.status != 200) {
+            char why[256];
+            error_text(&r, why, sizeof why);
+            st = fv__err(db, r.status == 401 ? FV_EACCES : FV_EPROTO,
+                         "the server refused the field-key request: %s", why);
+        }
+        if (st == FV_OK &&
+            fv__wire_decode_keys_response(r.body, r.body_len, &kr, err, sizeof err) != FV_OK)
+            st = fv__err(db, FV_EPROTO, "%s", err);
+        free(r.body);
+        if (st == FV_OK) st = install_grants(s, &kr, after_batch, &after);
+        more = st == FV_OK && kr.more && kr.grants_count > 0;
+        if (more && out_of_time(s)) {
+            *stopped = 1;
+            break;
+        }
+    }
+    sodium_memzero(&kr, sizeof kr);
+    return st;
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 static fv_status outbox_count(fv_db *db, uint64_t *n)
@@ -638,7 +727,10 @@ fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res)
     push_state p;
     if (st == FV_OK) st = load_push(db, &p);
     int more = 1, stopped = 0;
-    while (st == FV_OK) {
+    /* keys first: a value written before its key arrived is sealed before
+     * its first push, and pulled values open as they arrive */
+    if (st == FV_OK) st = fetch_keys(&s, res, p.pending_seq != 0 ? p.pending_to : 0, &stopped);
+    while (st == FV_OK && !stopped) {
         int have = p.pending_seq != 0;
         if (!have) st = plan_batch(db, &p, batch, &have);
         if (st != FV_OK) break;

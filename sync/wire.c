@@ -31,6 +31,8 @@
  */
 #include "wire.h"
 
+#include "fieldcrypt.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -76,6 +78,7 @@ _Static_assert(MEMBER_SIZE(fv__change, data) >= FV_SEALED_MAX + 1, "change.data"
 _Static_assert(MEMBER_SIZE(fieldvault_v1_KeysResponse, grants) == FV_WIRE_KEYS_MAX * sizeof(fieldvault_v1_Grant), "keys max");
 _Static_assert(MEMBER_SIZE(fieldvault_v1_Grant, team) == FV_NAME_MAX + 1, "grant team");
 _Static_assert(FV_SEALED_MAX >= FV_FIELD_MAX, "data holds text and sealed");
+_Static_assert(FV_SEALED_MAX >= FV_FIELD_MAX + FV_SEALED_OVERHEAD, "the longest text sealed");
 _Static_assert(FV_CHANGESET_MAX_BYTES <= SIZE_MAX / 2, "budget fits size_t");
 _Static_assert(FV_CHANGESET_MAX_BYTES <= LONG_MAX, "membuf reads fit long");
 

@@ -177,7 +177,7 @@ void tu_write_file(const char *path, const unsigned char *buf, size_t len)
     fclose(f);
 }
 
-int tu_dir_contains(const char *dir, const void *needle, size_t needle_len)
+static int dir_contains(const char *dir, const void *needle, size_t needle_len, int deep)
 {
     DIR *d = opendir(dir);
     if (d == NULL) return 0;
@@ -187,7 +187,9 @@ int tu_dir_contains(const char *dir, const void *needle, size_t needle_len)
         if (e->d_name[0] == '.') continue;
         char *p = tu_path(dir, e->d_name);
         struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (deep && stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            found = dir_contains(p, needle, needle_len, deep);
+        } else if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
             size_t n = 0;
             unsigned char *b = tu_read_file(p, &n);
             if (b != NULL && n >= needle_len)
@@ -199,6 +201,16 @@ int tu_dir_contains(const char *dir, const void *needle, size_t needle_len)
     }
     closedir(d);
     return found;
+}
+
+int tu_dir_contains(const char *dir, const void *needle, size_t needle_len)
+{
+    return dir_contains(dir, needle, needle_len, 0);
+}
+
+int tu_tree_contains(const char *dir, const void *needle, size_t needle_len)
+{
+    return dir_contains(dir, needle, needle_len, 1);
 }
 
 int tu_fwrite_fn(void *ctx, const unsigned char *buf, size_t len)

@@ -36,7 +36,9 @@ unsigned char *tu_read_file(const char *path, size_t *len);
 void tu_write_file(const char *path, const unsigned char *buf, size_t len);
 /* An fv_write_fn writing to the FILE * in ctx. */
 int tu_fwrite_fn(void *ctx, const unsigned char *buf, size_t len);
-/* Does needle occur anywhere in any regular file of dir? */
+/* Does needle occur anywhere in any regular file of dir (tree: or of its
+ * subdirectories, recursively)? */
 int tu_dir_contains(const char *dir, const void *needle, size_t needle_len);
+int tu_tree_contains(const char *dir, const void *needle, size_t needle_len);
 
 #endif

@@ -1264,6 +1264,23 @@ static int run_show(fv_db *db, const args *a, output *o)
     fv_record *r = NULL;
     fv_status st = fv_get(db, a->cmd->table, a->id, &r);
     if (st != FV_OK) return lib_fail(db, st);
+    /* a sealed value that fails authentication: say which, show nothing */
+    const char *name;
+    fv_field_type type;
+    for (size_t i = 0; fv_record_field(r, i, &name, &type) == FV_OK; i++) {
+        const char *v;
+        double d;
+        int set;
+        fv_status gst = type == FV_TYPE_REAL ? fv_record_get_real(r, name, &d, &set)
+                                             : fv_record_get_text(r, name, &v);
+        if (gst == FV_ECORRUPT) {
+            fprintf(stderr, "fv: %s.%s of %s fails authentication: its sealed value was moved "
+                            "from another record or field, or altered\n",
+                    a->cmd->table, name, fv_record_id(r));
+            fv_record_free(r);
+            return exit_for(FV_ECORRUPT);
+        }
+    }
     if (o->json) {
         fvj_begin_object(&o->j);
         json_record(&o->j, r);
@@ -1623,6 +1640,11 @@ static int run_whoami(fv_db *db, const args *a, output *o)
     ss.size = sizeof ss;
     fv_status st = fv_sync_status_get(db, &ss);
     if (st != FV_OK) return lib_fail(db, st);
+    fv_field_key_info keys[64];
+    size_t nkeys = 0;
+    if ((st = fv_field_keys(db, keys, 64, &nkeys)) != FV_OK) return lib_fail(db, st);
+    if (nkeys > 64) nkeys = 64;
+    static const char *const cls[] = {"public", "pii", "confidential"};
     if (o->json) {
         fvj_begin_object(&o->j);
         fvj_key(&o->j, "enrolled");
@@ -1632,16 +1654,29 @@ static int run_whoami(fv_db *db, const args *a, output *o)
         fvj_member_string(&o->j, "team", ss.team);
         fvj_key(&o->j, "policy_version");
         fvj_int(&o->j, ss.policy_version);
-        fvj_key(&o->j, "field_keys"); /* sealed field keys: none are granted yet */
+        fvj_key(&o->j, "field_keys"); /* ids only, never key material */
         fvj_begin_array(&o->j);
+        for (size_t i = 0; i < nkeys; i++) {
+            fvj_begin_object(&o->j);
+            fvj_member_string(&o->j, "id", keys[i].key_id);
+            fvj_member_string(&o->j, "team", keys[i].team);
+            fvj_member_string(&o->j, "class", cls[keys[i].cls <= 2 ? keys[i].cls : 0]);
+            fvj_key(&o->j, "version");
+            fvj_int(&o->j, keys[i].version);
+            fvj_end_object(&o->j);
+        }
         fvj_end_array(&o->j);
         fvj_end_object(&o->j);
     } else if (!ss.enrolled) {
         fprintf(o->f, "not enrolled: full rights over this store's own data\n");
     } else {
         fprintf(o->f, "user:           %s\nrole:           %s\nteam:           %s\n"
-                      "policy version: %u\nfield keys:     (none)\n",
-                ss.user, ss.role, ss.team, (unsigned)ss.policy_version);
+                      "policy version: %u\nfield keys:     %s\n",
+                ss.user, ss.role, ss.team, (unsigned)ss.policy_version,
+                nkeys == 0 ? "(none yet: protected fields show as [redacted])" : "");
+        for (size_t i = 0; i < nkeys; i++)
+            fprintf(o->f, "  %s  %s %s v%u\n", keys[i].key_id, keys[i].team,
+                    cls[keys[i].cls <= 2 ? keys[i].cls : 0], (unsigned)keys[i].version);
     }
     return 0;
 }
