@@ -212,3 +212,147 @@ fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purge
     *purged = 1;
     return FV_OK;
 }
+
+/* ---- change-set files imported into an enrolled store ----
+ *
+ * A change of a file is judged as fvd judges a pushed one: a row the store
+ * held before the set by its owner and team then, a row the set creates by
+ * what the set makes of it.  Every change's row is noted (with its scope
+ * before the set) in a temporary table as it is applied; once the whole
+ * set is in, each noted field is checked, and one the user may not write
+ * refuses the whole set (the caller rolls back: nothing of it stays). */
+
+/* A row's customer owner and team as stored; *exists = 0 for a row the
+ * store does not hold. */
+static fv_status row_scope(fv_db *db, const char *tbl, const unsigned char id[16], char *owner,
+                           char *team, int *exists)
+{
+    owner[0] = team[0] = '\0';
+    *exists = 0;
+    unsigned char cust[16];
+    if (strcmp(tbl, "customer") == 0) {
+        memcpy(cust, id, 16);
+    } else {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT customer_id FROM \"%s\" WHERE id = ?1", tbl);
+        sqlite3_stmt *s = fv__stmt(db, sql);
+        if (s == NULL) return db->err;
+        sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        int have = rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 16;
+        *exists = rc == SQLITE_ROW;
+        if (have) memcpy(cust, sqlite3_column_blob(s, 0), 16);
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading a row");
+        if (!have) return FV_OK;
+    }
+    sqlite3_stmt *s = fv__stmt(db, "SELECT owner, team FROM customer WHERE id = ?1");
+    if (s == NULL) return db->err;
+    sqlite3_bind_blob(s, 1, cust, 16, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *o = sqlite3_column_text(s, 0), *t = sqlite3_column_text(s, 1);
+        snprintf(owner, FV_NAME_MAX + 1, "%s", o ? (const char *)o : "");
+        snprintf(team, FV_NAME_MAX + 1, "%s", t ? (const char *)t : "");
+        if (strcmp(tbl, "customer") == 0) *exists = 1;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading a customer");
+}
+
+fv_status fv__acl_import_begin(fv_db *db)
+{
+    if (!db->enrolled) return FV_OK;
+    return fv__exec(db, "CREATE TEMP TABLE IF NOT EXISTS fv_import_rows(tbl TEXT NOT NULL,"
+                        " row_id BLOB NOT NULL, existed INTEGER NOT NULL, owner TEXT, team TEXT,"
+                        " PRIMARY KEY(tbl, row_id));"
+                        "CREATE TEMP TABLE IF NOT EXISTS fv_import(tbl TEXT NOT NULL,"
+                        " row_id BLOB NOT NULL, field TEXT NOT NULL,"
+                        " PRIMARY KEY(tbl, row_id, field));"
+                        "DELETE FROM temp.fv_import_rows; DELETE FROM temp.fv_import;");
+}
+
+fv_status fv__acl_import_note(fv_db *db, const char *tbl, const unsigned char id[16],
+                              const char *field)
+{
+    if (!db->enrolled) return FV_OK;
+    /* the row as it was before the set: at its first change only */
+    sqlite3_stmt *s = fv__stmt(db, "SELECT 1 FROM temp.fv_import_rows WHERE tbl = ?1 AND"
+                                   " row_id = ?2");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "noting an imported change");
+    if (rc == SQLITE_DONE) {
+        char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
+        int exists;
+        fv_status st = row_scope(db, tbl, id, owner, team, &exists);
+        if (st != FV_OK) return st;
+        s = fv__stmt(db, "INSERT INTO temp.fv_import_rows(tbl, row_id, existed, owner, team)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5)");
+        if (s == NULL) return db->err;
+        sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, exists);
+        sqlite3_bind_text(s, 4, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, team, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "noting an imported change");
+    }
+    s = fv__stmt(db, "INSERT OR IGNORE INTO temp.fv_import(tbl, row_id, field) VALUES(?1, ?2, ?3)");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "noting an imported change");
+}
+
+fv_status fv__acl_import_check(fv_db *db)
+{
+    if (!db->enrolled) return FV_OK;
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(db->sql, "SELECT i.tbl, i.row_id, i.field, r.existed, r.owner,"
+                                         " r.team FROM temp.fv_import i JOIN temp.fv_import_rows r"
+                                         " ON r.tbl = i.tbl AND r.row_id = i.row_id"
+                                         " ORDER BY i.tbl, i.row_id, i.field",
+                                -1, &q, NULL);
+    if (rc != SQLITE_OK) return fv__sqlerr(db, rc, "checking imported changes");
+    fv__actor a = actor(db);
+    fv_status st = FV_OK;
+    while (st == FV_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *tbl = (const char *)sqlite3_column_text(q, 0);
+        const char *field = (const char *)sqlite3_column_text(q, 2);
+        if (tbl == NULL || field == NULL || sqlite3_column_bytes(q, 1) != 16) continue;
+        unsigned char id[16];
+        memcpy(id, sqlite3_column_blob(q, 1), 16);
+        char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
+        if (sqlite3_column_int(q, 3)) {
+            const unsigned char *o = sqlite3_column_text(q, 4), *t = sqlite3_column_text(q, 5);
+            snprintf(owner, sizeof owner, "%s", o ? (const char *)o : "");
+            snprintf(team, sizeof team, "%s", t ? (const char *)t : "");
+        } else {
+            int exists;
+            if ((st = row_scope(db, tbl, id, owner, team, &exists)) != FV_OK) break;
+        }
+        fv_field_class cls = FV_CLASS_PUBLIC;
+        const fv__table *t = fv__schema_table(db, tbl);
+        const fv__field *f = t != NULL ? fv__schema_field(t, field, NULL) : NULL;
+        if (f != NULL) cls = f->cls;
+        fv__row_owner row = {owner, team};
+        char why[256], idtext[FV_ID_LEN + 1];
+        if (!fv__policy_may_write(&db->policy, &a, tbl, field, cls, &row, why, sizeof why)) {
+            fv__uuid_format(id, idtext);
+            st = fv__err(db, FV_EACCES,
+                         "the change set was refused (nothing of it applied): it changes %s %s, "
+                         "and %s", tbl, idtext, why);
+        }
+    }
+    if (st == FV_OK && rc != SQLITE_DONE) st = fv__sqlerr(db, rc, "checking imported changes");
+    sqlite3_finalize(q);
+    return st;
+}

@@ -183,6 +183,15 @@ fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap);
 fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],
                       const char *field, const fv__cval *v, uint64_t hlc);
 
+/* ---- change-set files imported into an enrolled store (acl.c) ----
+ * begin before the set, note each change before it is applied, check once
+ * it is all in (FV_EACCES naming the first change the user may not make).
+ * No-ops in a store never enrolled. */
+fv_status fv__acl_import_begin(fv_db *db);
+fv_status fv__acl_import_note(fv_db *db, const char *tbl, const unsigned char id[16],
+                              const char *field);
+fv_status fv__acl_import_check(fv_db *db);
+
 /* ---- field encryption (fieldkeys.c) ---- */
 /* The team deciding a row's field keys: a customer's team, a contact's or
  * visit's customer's team ("" when unknown). */

@@ -291,6 +291,7 @@ typedef struct applier {
     unsigned char (*moved)[16]; /* customers whose owner or team changed */
     size_t nmoved, capmoved;
     fv_status failed;      /* why the sink stopped the decode */
+    int imported;          /* a change-set file: the user's rights apply (acl.c) */
     fv_apply_stats stats;
     int64_t now;
     field_stmts fs[FV_TABLES_MAX][FV_RECORD_FIELDS_MAX + 1]; /* last: _deleted */
@@ -608,7 +609,9 @@ static fv_status apply_one(applier *a, const fv__change *c)
         snprintf(col, sizeof col, "\"%s\"", f->name);
     }
     static _Thread_local stored in; /* 4 KiB: not on the stack */
-    fv_status st = to_stored(db, t, f, c, &in);
+    fv_status st = a->imported ? fv__acl_import_note(db, t->name, c->row_id, c->field) : FV_OK;
+    if (st != FV_OK) return st;
+    st = to_stored(db, t, f, c, &in);
     if (st == FV_OK) st = fv__hlc_observe(db, c->hlc);
     if (st == FV_OK) st = apply_stored(a, c, t, ti, fi, f, col, &in);
     if (in.opened) sodium_memzero(in.plain, sizeof in.plain);
@@ -682,8 +685,17 @@ static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
     return -1;
 }
 
+static fv_status apply_set(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_stats *stats,
+                           fv__before_commit_fn before_commit, void *bctx, int imported);
+
 fv_status fv__apply_with(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_stats *stats,
                          fv__before_commit_fn before_commit, void *bctx)
+{
+    return apply_set(db, decode, dctx, stats, before_commit, bctx, 0);
+}
+
+static fv_status apply_set(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_stats *stats,
+                           fv__before_commit_fn before_commit, void *bctx, int imported)
 {
     if (db->in_batch) return fv__err(db, FV_EMISUSE, "finish the batch first");
     applier *a = calloc(1, sizeof *a);
@@ -693,6 +705,8 @@ fv_status fv__apply_with(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_s
     uint64_t clock_before = db->hlc_last;
     int opened;
     fv_status st = fv__tx_begin(db, &opened);
+    a->imported = imported && db->enrolled;
+    if (st == FV_OK && a->imported) st = fv__acl_import_begin(db);
     if (st == FV_OK) {
         char err[FV_ERRMSG_MAX] = "";
         fv_status dst = decode(dctx, apply_sink, a, err, sizeof err);
@@ -700,6 +714,7 @@ fv_status fv__apply_with(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply_s
             st = fv__err(db, a->failed, "applying the change set: %s", err);
         else if (dst != FV_OK)
             st = fv__err(db, dst, "the change set was refused: %s", err);
+        if (st == FV_OK && a->imported) st = fv__acl_import_check(db);
         /* customers that changed hands and left this user's scope leave
          * the device, with their contacts and visits */
         for (size_t i = 0; st == FV_OK && i < a->nmoved; i++) {
@@ -743,7 +758,8 @@ fv_status fv_changes_apply(fv_db *db, fv_read_fn r, void *ctx, fv_apply_stats *s
     if (r == NULL || (stats != NULL && stats->size < sizeof *stats))
         return fv__err(db, FV_EMISUSE, "fv_changes_apply: no reader, or stats.size not set");
     changeset_reader cr = {r, ctx};
-    return fv__apply_with(db, decode_changeset, &cr, stats, NULL, NULL);
+    /* a file carried by hand: in an enrolled store, the user's rights */
+    return apply_set(db, decode_changeset, &cr, stats, NULL, NULL, 1);
 }
 
 static long file_read(void *ctx, unsigned char *buf, size_t cap)

@@ -265,6 +265,66 @@ static void test_cli_redaction_and_whoami(void **state)
     f->db = open_as(f->path, 0);
 }
 
+/* A new store enrolled as (user, role, team), as fv_enroll leaves it. */
+static fv_db *enrolled(const char *dir, const char *user, const char *role, const char *team)
+{
+    char *path = tu_path(dir, user);
+    fv_db *db = open_as(path, 1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO fv_meta(key, value) VALUES('user', '%s'), ('role', '%s'),"
+             " ('team', '%s')", user, role, team);
+    assert_int_equal(fv__exec(db, sql), FV_OK);
+    assert_int_equal(fv_close(db), FV_OK);
+    db = open_as(path, 0);
+    free(path);
+    return db;
+}
+
+/* Change-set files carried by hand into an enrolled store: a change the
+ * importing user may not make refuses the whole set, nothing applied. */
+static void test_imported_sets_obey_rights(void **state)
+{
+    fx *f = *state;
+    char *file = tu_path(f->dir, "ana.fvc");
+    fv_db *ana = enrolled(f->dir, "ana", "rep", "east");
+    char *c = add(ana, "customer", (const char *const[]){"name", "Carried", "budget", "9k", NULL});
+    free(add(ana, "visit", (const char *const[]){"customer_id", c, "method", "phone", "summary", "hi",
+                                            NULL}));
+    assert_int_equal(fv_changes_export_file(ana, file, 0, NULL), FV_OK);
+    fv_apply_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    /* another rep of the team: not his customer */
+    fv_db *ben = enrolled(f->dir, "ben", "rep", "east");
+    assert_int_equal(fv_changes_apply_file(ben, file, &st), FV_EACCES);
+    assert_non_null(strstr(fv_errmsg(ben), "the change set was refused"));
+    assert_non_null(strstr(fv_errmsg(ben), "role rep"));
+    assert_int_equal(count(ben, "customer"), 0);
+    assert_int_equal(count(ben, "visit"), 0);
+    /* a service agent may not write a customer (nor its budget) */
+    fv_db *sam = enrolled(f->dir, "sam", "service", "east");
+    assert_int_equal(fv_changes_apply_file(sam, file, &st), FV_EACCES);
+    assert_int_equal(count(sam, "customer"), 0);
+    /* the team's lead may: all of it applies */
+    fv_db *lou = enrolled(f->dir, "lou", "lead", "east");
+    fv_status lst = fv_changes_apply_file(lou, file, &st);
+    if (lst != FV_OK) fprintf(stderr, "lou: %s\n", fv_errmsg(lou));
+    assert_int_equal(lst, FV_OK);
+    assert_int_equal(count(lou, "customer"), 1);
+    assert_int_equal(count(lou, "visit"), 1);
+    /* a lead of another team may not */
+    fv_db *wil = enrolled(f->dir, "wil", "lead", "west");
+    assert_int_equal(fv_changes_apply_file(wil, file, &st), FV_EACCES);
+    assert_int_equal(count(wil, "customer"), 0);
+    /* a store never enrolled keeps full rights: f->db applies it */
+    assert_int_equal(fv_changes_apply_file(f->db, file, &st), FV_OK);
+    fv_db *dbs[] = {ana, ben, sam, lou, wil};
+    for (size_t i = 0; i < 5; i++) assert_int_equal(fv_close(dbs[i]), FV_OK);
+    free(c);
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lead_director_other_rep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_redaction_and_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_redaction_and_whoami, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imported_sets_obey_rights, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
