@@ -29,7 +29,21 @@ fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap)
 
 fv_status fv__acl_load(fv_db *db)
 {
+    /* the server's policy as delivered (sync/client.c), else the built-in */
     fv__policy_default(&db->policy);
+    sqlite3_stmt *s = fv__stmt(db, "SELECT value FROM fv_meta WHERE key = 'policy'");
+    if (s == NULL) return db->err;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_BLOB) {
+        fv__policy p;
+        if (fv__policy_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &p) != 0) {
+            sqlite3_reset(s);
+            return fv__err(db, FV_ECORRUPT, "the stored access policy is malformed");
+        }
+        db->policy = p;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading the access policy");
     fv_status st = fv__meta_text(db, "user", db->acl_user, sizeof db->acl_user);
     if (st == FV_OK) st = fv__meta_text(db, "role", db->acl_role, sizeof db->acl_role);
     if (st == FV_OK) st = fv__meta_text(db, "team", db->acl_team, sizeof db->acl_team);

@@ -6,6 +6,7 @@
 #include "policy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const tables[FV_POLICY_TABLES] = {"customer", "contact", "visit"};
@@ -108,4 +109,194 @@ int fv__policy_may_write(const fv__policy *p, const fv__actor *a, const char *ta
         return 0;
     }
     return 1;
+}
+
+/* ---- the policy as data: text (admins) and bytes (stores, the wire) ---- */
+
+static const char *const scope_names[] = {"none", "own", "team", "all"};
+static const char access_chars[] = "-rw";
+
+int fv__policy_check(const fv__policy *p, char *why, size_t why_cap)
+{
+    if (p->version == 0) {
+        snprintf(why, why_cap, "the policy has no version");
+        return 0;
+    }
+    if (p->nroles == 0 || p->nroles > FV_POLICY_ROLES_MAX) {
+        snprintf(why, why_cap, "a policy has 1 to %d roles", FV_POLICY_ROLES_MAX);
+        return 0;
+    }
+    for (size_t i = 0; i < p->nroles; i++) {
+        const fv__policy_role *r = &p->roles[i];
+        size_t n = strnlen(r->name, sizeof r->name);
+        if (n == 0 || n == sizeof r->name) {
+            snprintf(why, why_cap, "role %zu has no valid name", i + 1);
+            return 0;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (!((r->name[k] >= 'a' && r->name[k] <= 'z') || r->name[k] == '_')) {
+                snprintf(why, why_cap, "role name '%s': lower-case letters and _ only", r->name);
+                return 0;
+            }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->roles[j].name, r->name) == 0) {
+                snprintf(why, why_cap, "role %s is listed twice", r->name);
+                return 0;
+            }
+        if ((unsigned)r->scope > FV__SCOPE_ALL) {
+            snprintf(why, why_cap, "role %s: unknown scope", r->name);
+            return 0;
+        }
+        for (int t = 0; t < FV_POLICY_TABLES; t++)
+            for (int c = 0; c < 3; c++)
+                if (r->access[t][c] > FV__ACCESS_WRITE) {
+                    snprintf(why, why_cap, "role %s: unknown access level", r->name);
+                    return 0;
+                }
+    }
+    return 1;
+}
+
+size_t fv__policy_encode(const fv__policy *p, unsigned char *out, size_t cap)
+{
+    size_t need = 6 + p->nroles * (1 + FV_POLICY_ROLE_MAX + 1 + FV_POLICY_TABLES * 3);
+    if (cap < need || p->nroles > FV_POLICY_ROLES_MAX) return 0;
+    size_t n = 0;
+    out[n++] = 'P';
+    for (int i = 3; i >= 0; i--) out[n++] = (unsigned char)(p->version >> (8 * i));
+    out[n++] = (unsigned char)p->nroles;
+    for (size_t i = 0; i < p->nroles; i++) {
+        const fv__policy_role *r = &p->roles[i];
+        size_t len = strnlen(r->name, FV_POLICY_ROLE_MAX);
+        out[n++] = (unsigned char)len;
+        memcpy(out + n, r->name, len);
+        n += len;
+        out[n++] = (unsigned char)r->scope;
+        for (int t = 0; t < FV_POLICY_TABLES; t++)
+            for (int c = 0; c < 3; c++) out[n++] = r->access[t][c];
+    }
+    return n;
+}
+
+int fv__policy_decode(const unsigned char *b, size_t n, fv__policy *p)
+{
+    memset(p, 0, sizeof *p);
+    size_t i = 0;
+    if (n < 6 || b[i++] != 'P') return -1;
+    for (int k = 0; k < 4; k++) p->version = p->version << 8 | b[i++];
+    p->nroles = b[i++];
+    if (p->nroles == 0 || p->nroles > FV_POLICY_ROLES_MAX) return -1;
+    for (size_t r = 0; r < p->nroles; r++) {
+        fv__policy_role *x = &p->roles[r];
+        if (i >= n) return -1;
+        size_t len = b[i++];
+        if (len == 0 || len > FV_POLICY_ROLE_MAX || n - i < len + 1 + FV_POLICY_TABLES * 3) return -1;
+        memcpy(x->name, b + i, len);
+        i += len;
+        x->scope = (fv__scope)b[i++];
+        for (int t = 0; t < FV_POLICY_TABLES; t++)
+            for (int c = 0; c < 3; c++) x->access[t][c] = b[i++];
+    }
+    char why[128];
+    return i == n && fv__policy_check(p, why, sizeof why) ? 0 : -1;
+}
+
+int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap)
+{
+    memset(p, 0, sizeof *p);
+    int line = 0;
+    const char *s = text;
+    while (*s != '\0') {
+        line++;
+        const char *e = strchr(s, '\n');
+        size_t len = e != NULL ? (size_t)(e - s) : strlen(s);
+        char buf[256];
+        if (len >= sizeof buf) {
+            snprintf(why, why_cap, "line %d: too long", line);
+            return 0;
+        }
+        memcpy(buf, s, len);
+        buf[len] = '\0';
+        s += len + (e != NULL);
+        char *hash = strchr(buf, '#');
+        if (hash != NULL) *hash = '\0';
+        char w[6][64];
+        int nw = sscanf(buf, "%63s %63s %63s %63s %63s %63s", w[0], w[1], w[2], w[3], w[4], w[5]);
+        if (nw <= 0) continue; /* blank or comment */
+        if (strcmp(w[0], "version") == 0) {
+            char *end;
+            unsigned long v = nw == 2 ? strtoul(w[1], &end, 10) : 0;
+            if (nw != 2 || *end != '\0' || v == 0 || v > 0xffffffffUL) {
+                snprintf(why, why_cap, "line %d: version takes a number from 1", line);
+                return 0;
+            }
+            p->version = (uint32_t)v;
+            continue;
+        }
+        if (nw != 5) {
+            snprintf(why, why_cap,
+                     "line %d: expected ROLE SCOPE CUSTOMER CONTACT VISIT (e.g. rep own www www www)",
+                     line);
+            return 0;
+        }
+        if (p->nroles == FV_POLICY_ROLES_MAX) {
+            snprintf(why, why_cap, "line %d: at most %d roles", line, FV_POLICY_ROLES_MAX);
+            return 0;
+        }
+        fv__policy_role *r = &p->roles[p->nroles];
+        if (strlen(w[0]) > FV_POLICY_ROLE_MAX) {
+            snprintf(why, why_cap, "line %d: role name longer than %d", line, FV_POLICY_ROLE_MAX);
+            return 0;
+        }
+        snprintf(r->name, sizeof r->name, "%s", w[0]);
+        int scope = -1;
+        for (int k = 0; k < 4; k++)
+            if (strcmp(w[1], scope_names[k]) == 0) scope = k;
+        if (scope < 0) {
+            snprintf(why, why_cap, "line %d: scope '%s' is not none, own, team or all", line, w[1]);
+            return 0;
+        }
+        r->scope = (fv__scope)scope;
+        for (int t = 0; t < FV_POLICY_TABLES; t++) {
+            const char *a = w[2 + t];
+            if (strlen(a) != 3) {
+                snprintf(why, why_cap,
+                         "line %d: %s access '%s': three of - r w (public, pii, confidential)",
+                         line, tables[t], a);
+                return 0;
+            }
+            for (int c = 0; c < 3; c++) {
+                const char *at = strchr(access_chars, a[c]);
+                if (at == NULL || a[c] == '\0') {
+                    snprintf(why, why_cap, "line %d: %s access '%s': use - r w", line, tables[t], a);
+                    return 0;
+                }
+                r->access[t][c] = (unsigned char)(at - access_chars);
+            }
+        }
+        p->nroles++;
+    }
+    if (!fv__policy_check(p, why, why_cap)) return 0;
+    return 1;
+}
+
+size_t fv__policy_format(const fv__policy *p, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap,
+                                "# fieldvault access policy\n"
+                                "version %u\n"
+                                "# role     scope  customer contact visit"
+                                "   (public pii confidential: - none, r read, w write)\n",
+                                (unsigned)p->version);
+    for (size_t i = 0; i < p->nroles && n < cap; i++) {
+        const fv__policy_role *r = &p->roles[i];
+        char a[3][4];
+        for (int t = 0; t < FV_POLICY_TABLES; t++) {
+            for (int c = 0; c < 3; c++) a[t][c] = access_chars[r->access[t][c] <= 2 ? r->access[t][c] : 0];
+            a[t][3] = '\0';
+        }
+        n += (size_t)snprintf(out + n, cap - n, "%-10s %-6s %-8s %-7s %s\n", r->name,
+                              scope_names[(unsigned)r->scope <= 3 ? r->scope : 0], a[0], a[1], a[2]);
+    }
+    return n;
 }

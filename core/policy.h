@@ -90,4 +90,26 @@ int fv__policy_may_write(const fv__policy *p, const fv__actor *a, const char *ta
 int fv__policy_may_read(const fv__policy *p, const fv__actor *a, const char *table,
                         fv_field_class cls, const fv__row_owner *row);
 
+/* ---- the policy as data ----
+ * Text, for admins (fvd admin policy set|show):
+ *
+ *   version 2
+ *   # role  scope  customer contact visit  (public pii confidential: - r w)
+ *   rep     own    www      www     www
+ *   service all    rr-      rr-     www
+ *
+ * and bytes, for stores and the wire (fv__policy_encode: at most
+ * FV_POLICY_BYTES_MAX).  Both are checked by fv__policy_check: a version,
+ * 1..FV_POLICY_ROLES_MAX distinct roles named [a-z_]+, known scopes and
+ * access levels. */
+#define FV_POLICY_BYTES_MAX (6 + FV_POLICY_ROLES_MAX * (2 + FV_POLICY_ROLE_MAX + FV_POLICY_TABLES * 3))
+int fv__policy_check(const fv__policy *p, char *why, size_t why_cap);
+/* 1, or 0 with why naming the line. */
+int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap);
+/* The text form into out; returns its length (truncated at cap). */
+size_t fv__policy_format(const fv__policy *p, char *out, size_t cap);
+/* Bytes: the length written (0 if cap is too small); decode 0 or -1. */
+size_t fv__policy_encode(const fv__policy *p, unsigned char *out, size_t cap);
+int fv__policy_decode(const unsigned char *b, size_t n, fv__policy *p);
+
 #endif /* FV_POLICY_H */

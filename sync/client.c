@@ -12,6 +12,9 @@
  *   pull_cursor             - the last server sequence applied (stored with
  *                             the changes it covers, one transaction)
  *   clock_offset            - server clock minus ours, for signing
+ *   policy                  - the server's access policy (core/policy.h bytes),
+ *                             adopted at enrolment and whenever a newer one
+ *                             comes with the field keys answer
  *   admin_pk, grant_seq     - the admin key pinned at the first grant, and the
  *                             last field-key grant installed (core/fieldkeys.c)
  *   last_sync_ms, last_error
@@ -27,6 +30,8 @@
 #include <sodium.h>
 
 #include "platform.h"
+#include "policy.h"
+#include "records.h"
 #include "sign.h"
 #include "wire.h"
 
@@ -270,6 +275,38 @@ static int valid_url(const char *u)
 
 /* ---- enrolment ------------------------------------------------------------ */
 
+/* ---- the access policy ------------------------------------------------------ */
+
+/* Adopt the server's policy when it is newer than the one held (inside the
+ * caller's transaction): stored in fv_meta as data, in force at once;
+ * customers that leave the user's scope under it leave the device. */
+static fv_status adopt_policy(fv_db *db, const fieldvault_v1_Policy *m)
+{
+    fv__policy p;
+    char why[160];
+    if (!fv__wire_policy_in(m, &p, why, sizeof why))
+        return fv__err(db, FV_EPROTO, "the server's access policy is malformed: %s", why);
+    if (db->enrolled && p.version <= db->policy.version) return FV_OK;
+    unsigned char b[FV_POLICY_BYTES_MAX];
+    size_t n = fv__policy_encode(&p, b, sizeof b);
+    if (n == 0) return fv__err(db, FV_EINTERNAL, "cannot store the access policy");
+    fv_status st = PUT_BLOB(db, "policy", b, n);
+    if (st != FV_OK || !db->enrolled) return st;
+    db->policy = p;
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(db->sql, "SELECT id FROM customer", -1, &q, NULL);
+    if (rc != SQLITE_OK) return fv__sqlerr(db, rc, "reading customers");
+    while (st == FV_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(q, 0) != 16) continue;
+        unsigned char id[16];
+        int purged;
+        memcpy(id, sqlite3_column_blob(q, 0), 16);
+        st = fv__acl_purge_if_out(db, id, &purged);
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
 fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sync_config *cfg)
 {
     if (db == NULL) return FV_EMISUSE;
@@ -340,6 +377,7 @@ fv_status fv_enroll(fv_db *db, const char *server, const char *code, const fv_sy
         if (st == FV_OK) st = PUT_TEXT(db, "user", rs.user);
         if (st == FV_OK) st = PUT_TEXT(db, "role", rs.role);
         if (st == FV_OK) st = PUT_TEXT(db, "team", rs.team);
+        if (st == FV_OK && rs.has_policy) st = adopt_policy(db, &rs.policy);
         if (st == FV_OK) st = PUT_U64(db, "clock_offset", (uint64_t)s.clock_offset);
         if (st == FV_OK) st = meta_put(db, "enroll_sk", SQLITE_NULL, NULL, 0, 0);
         st = fv__tx_end(db, opened, st);
@@ -601,6 +639,12 @@ static fv_status install_grants(session *s, const fieldvault_v1_KeysResponse *kr
                                 uint64_t after_batch, uint64_t *after)
 {
     fv_db *db = s->db;
+    if (kr->has_policy) {
+        int opened;
+        fv_status st = fv__tx_begin(db, &opened);
+        if (st == FV_OK) st = adopt_policy(db, &kr->policy);
+        if ((st = fv__tx_end(db, opened, st)) != FV_OK) return st;
+    }
     if (kr->admin_public_key.size == 0) return FV_OK;
     unsigned char pinned[32];
     size_t n;

@@ -32,6 +32,7 @@
 #include "wire.h"
 
 #include "fieldcrypt.h"
+#include "policy.h"
 
 #include <limits.h>
 #include <math.h>
@@ -1238,6 +1239,7 @@ static const pfield enroll_response_pfields[] = {
     {fieldvault_v1_EnrollResponse_server_time_ms_tag, PB_WT_VARINT, 0, 0, "server_time_ms"},
     {fieldvault_v1_EnrollResponse_device_id_tag, PB_WT_STRING, FV_DEVICE_LEN, FV_DEVICE_LEN,
      "device_id"},
+    {fieldvault_v1_EnrollResponse_policy_tag, PB_WT_STRING, 0, 1024, "policy"},
 };
 
 static int all_zero(const unsigned char *b, size_t n)
@@ -1525,4 +1527,43 @@ fv_status fv__wire_decode_keys_response(const unsigned char *buf, size_t len,
     if (check_keys_response(out, FV_EPROTO, why, sizeof why) != FV_OK)
         return prefixed(FV_EPROTO, "malformed keys response", why, err, errcap);
     return FV_OK;
+}
+
+/* ---- The access policy ---- */
+
+_Static_assert(MEMBER_SIZE(fieldvault_v1_Policy, roles) ==
+                   FV_POLICY_ROLES_MAX * sizeof(fieldvault_v1_PolicyRole), "policy roles");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_PolicyRole, name) == FV_POLICY_ROLE_MAX + 1, "role name");
+_Static_assert(MEMBER_SIZE(fieldvault_v1_PolicyRole, access) == FV_POLICY_TABLES * 3, "access");
+
+void fv__wire_policy_out(const fv__policy *p, fieldvault_v1_Policy *m)
+{
+    memset(m, 0, sizeof *m);
+    m->version = p->version;
+    for (size_t i = 0; i < p->nroles && i < FV_POLICY_ROLES_MAX; i++) {
+        fieldvault_v1_PolicyRole *r = &m->roles[m->roles_count++];
+        snprintf(r->name, sizeof r->name, "%s", p->roles[i].name);
+        r->scope = (uint32_t)p->roles[i].scope;
+        for (int t = 0; t < FV_POLICY_TABLES; t++)
+            for (int c = 0; c < 3; c++) r->access[t * 3 + c] = p->roles[i].access[t][c];
+    }
+}
+
+int fv__wire_policy_in(const fieldvault_v1_Policy *m, fv__policy *p, char *why, size_t why_cap)
+{
+    memset(p, 0, sizeof *p);
+    p->version = m->version;
+    for (pb_size_t i = 0; i < m->roles_count && i < FV_POLICY_ROLES_MAX; i++) {
+        const fieldvault_v1_PolicyRole *r = &m->roles[i];
+        fv__policy_role *x = &p->roles[p->nroles++];
+        if (strnlen(r->name, sizeof r->name) == sizeof r->name) {
+            snprintf(why, why_cap, "a role name is not terminated");
+            return 0;
+        }
+        snprintf(x->name, sizeof x->name, "%s", r->name);
+        x->scope = r->scope <= FV__SCOPE_ALL ? (fv__scope)r->scope : (fv__scope)99;
+        for (int t = 0; t < FV_POLICY_TABLES; t++)
+            for (int c = 0; c < 3; c++) x->access[t][c] = r->access[t * 3 + c];
+    }
+    return fv__policy_check(p, why, why_cap);
 }

@@ -282,6 +282,13 @@ FV_NODISCARD fv_status fv__wire_decode_keys_response(const unsigned char *buf, s
                                                      fieldvault_v1_KeysResponse *out,
                                                      char *err, size_t errcap);
 
+/* The access policy to and from its message.  _in checks it
+ * (fv__policy_check): 1, or 0 with why. */
+struct fv__policy;
+void fv__wire_policy_out(const struct fv__policy *p, fieldvault_v1_Policy *m);
+int fv__wire_policy_in(const fieldvault_v1_Policy *m, struct fv__policy *p, char *why,
+                       size_t why_cap);
+
 /* ---- Memory buffers as byte sink and source ---- */
 
 /*

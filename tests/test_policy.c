@@ -1,7 +1,8 @@
 /*
- * test_policy.c - the access-control policy module (sync/policy.c) on its
+ * test_policy.c - the access-control policy module (core/policy.c) on its
  * own: DESIGN.md's default policy, role by role, field class by class, row
- * scope by owner and team, and refusals that name the field and role.
+ * scope by owner and team, refusals that name the field and role, and the
+ * policy as data (text for admins, bytes for stores and the wire).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "policy.h"
@@ -102,12 +104,67 @@ static void test_write_and_read_decisions(void **state)
     assert_false(fv__policy_may_read(&P, &ben, "customer", FV_CLASS_PUBLIC, &ana_east));
 }
 
+static void test_policy_as_data(void **state)
+{
+    (void)state;
+    /* the default round-trips through text and bytes */
+    char text[2048];
+    size_t n = fv__policy_format(&P, text, sizeof text);
+    assert_true(n > 0 && n < sizeof text);
+    assert_non_null(strstr(text, "version 1"));
+    assert_non_null(strstr(text, "service    all    rr-      rr-     www"));
+    fv__policy q;
+    char why[200];
+    assert_true(fv__policy_parse(text, &q, why, sizeof why));
+    assert_memory_equal(&q, &P, sizeof P);
+    unsigned char b[FV_POLICY_BYTES_MAX];
+    size_t len = fv__policy_encode(&P, b, sizeof b);
+    assert_true(len > 6);
+    assert_int_equal(fv__policy_decode(b, len, &q), 0);
+    assert_memory_equal(&q, &P, sizeof P);
+    /* every cut and every flipped byte is refused or decodes to a valid policy */
+    for (size_t i = 0; i < len; i++) assert_int_equal(fv__policy_decode(b, i, &q), -1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c[FV_POLICY_BYTES_MAX];
+        memcpy(c, b, len);
+        c[i] ^= 0x81;
+        if (fv__policy_decode(c, len, &q) == 0) assert_true(fv__policy_check(&q, why, sizeof why));
+    }
+    /* an admin's version 2: service agents no longer see pii */
+    const char *v2 = "# stricter\nversion 2\n"
+                     "rep own www www www\nlead team www www www\ndirector all www www www\n"
+                     "service all r-- r-- www   # no contact details\nadmin none --- --- ---\n";
+    assert_true(fv__policy_parse(v2, &q, why, sizeof why));
+    assert_int_equal(q.version, 2);
+    assert_int_equal(fv__policy_field(&q, "service", "contact", FV_CLASS_PII), FV__ACCESS_NONE);
+    assert_int_equal(fv__policy_field(&q, "service", "visit", FV_CLASS_PUBLIC), FV__ACCESS_WRITE);
+    /* bad text names the line and what is wrong */
+    static const struct { const char *text, *want; } bad[] = {
+        {"version 0\nrep own www www www\n", "line 1"},
+        {"version 2\nrep mine www www www\n", "line 2: scope 'mine'"},
+        {"version 2\nrep own wwx www www\n", "line 2: customer access 'wwx'"},
+        {"version 2\nrep own ww www www\n", "line 2: customer access 'ww'"},
+        {"version 2\nrep own www www\n", "line 2: expected ROLE SCOPE"},
+        {"version 2\nrep own www www www\nrep all www www www\n", "listed twice"},
+        {"rep own www www www\n", "no version"},
+        {"version 2\n", "1 to 8 roles"},
+        {"version 2\nRep own www www www\n", "lower-case"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        assert_false(fv__policy_parse(bad[i].text, &q, why, sizeof why));
+        if (strstr(why, bad[i].want) == NULL) fprintf(stderr, "%zu: %s\n", i, why);
+        assert_non_null(strstr(why, bad[i].want));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_default_field_access, setup),
         cmocka_unit_test_setup(test_scope, setup),
         cmocka_unit_test_setup(test_write_and_read_decisions, setup),
+        cmocka_unit_test_setup(test_policy_as_data, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
