@@ -5,7 +5,8 @@
  *
  * Field keys.  One 32-byte key per (team, class, version); class is
  * FV_CLASS_PII or FV_CLASS_CONFIDENTIAL.  Its key id is the first 8 bytes
- * of BLAKE2b("fieldvault key id v1" 0 team 0 class version), so a sealed
+ * BLAKE2b output of ("fieldvault key id v1" 0 team 0 class version; the
+ * hash asked for 8 bytes, not a longer hash cut short), so a sealed
  * value names its key without naming the team in clear.
  *
  * A sealed value (the bytes of Value.sealed on the wire):

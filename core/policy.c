@@ -248,7 +248,7 @@ int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap)
             snprintf(why, why_cap, "line %d: role name longer than %d", line, FV_POLICY_ROLE_MAX);
             return 0;
         }
-        snprintf(r->name, sizeof r->name, "%s", w[0]);
+        memcpy(r->name, w[0], strlen(w[0]) + 1); /* checked: fits */
         int scope = -1;
         for (int k = 0; k < 4; k++)
             if (strcmp(w[1], scope_names[k]) == 0) scope = k;

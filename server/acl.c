@@ -160,7 +160,7 @@ fv_status fvd_rows_resolve(fvd_rows *m, fvd_store *s, char *err, size_t errcap)
     return FV_OK;
 }
 
-static fv_field_class class_of(const fv__change *c)
+fv_field_class fvd_field_class(const fv__change *c)
 {
     fv__field f;
     if (strcmp(c->field, FV_FIELD_DELETED) != 0 && fv__shipped_field(c->table, c->field, &f))
@@ -179,7 +179,15 @@ int fvd_rows_may_write(const fvd_rows *m, const fv__policy *p, const fvd_device 
     row *r = find(m, t, c->row_id);
     fv__actor a = {dev->user, dev->role, dev->team};
     fv__row_owner ro = {r->used ? r->r_owner : "", r->used ? r->r_team : ""};
-    return fv__policy_may_write(p, &a, c->table, c->field, class_of(c), &ro, why, why_cap);
+    return fv__policy_may_write(p, &a, c->table, c->field, fvd_field_class(c), &ro, why, why_cap);
+}
+
+const char *fvd_rows_team(const fvd_rows *m, const fv__change *c)
+{
+    int t = fv__policy_table(c->table);
+    if (t < 0) return "";
+    const row *r = find(m, t, c->row_id);
+    return r->used && r->resolved ? r->r_team : "";
 }
 
 fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
@@ -190,7 +198,7 @@ fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
     int t = fv__policy_table(c->table);
     if (t < 0) return FV_OK;
     fv__actor a = {dev->user, dev->role, dev->team};
-    fv_field_class cls = class_of(c);
+    fv_field_class cls = fvd_field_class(c);
     if (fv__policy_field(p, dev->role, c->table, cls) < FV__ACCESS_READ) return FV_OK;
     if (!(cache->valid && strcmp(cache->table, c->table) == 0 &&
           memcmp(cache->row, c->row_id, FV_ROWID_LEN) == 0)) {

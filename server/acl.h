@@ -34,6 +34,14 @@ fv_status fvd_rows_resolve(fvd_rows *m, fvd_store *s, char *err, size_t errcap);
 /* May dev write c?  1, or 0 with why. */
 int fvd_rows_may_write(const fvd_rows *m, const fv__policy *p, const fvd_device *dev,
                        const fv__change *c, char *why, size_t why_cap);
+/* The team of c's row as fvd_rows_resolve found it (a contact's or visit's:
+ * its customer's); "" if it has none.  Owned by m, valid until
+ * fvd_rows_free. */
+const char *fvd_rows_team(const fvd_rows *m, const fv__change *c);
+
+/* The class of c's field in the shipped catalogue: public for "_deleted"
+ * and for a field the catalogue does not have. */
+fv_field_class fvd_field_class(const fv__change *c);
 
 /* May dev read c (pull)?  Resolves the row through the store; cache holds
  * the last row looked up (zero it before the first call). */

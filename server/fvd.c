@@ -6,30 +6,47 @@
  *   fvd admin (--data DIR | --postgres URL) add-user NAME --role ROLE [--team TEAM]
  *   fvd admin (--data DIR | --postgres URL) revoke-device DEVICE_ID
  *   fvd admin (--data DIR | --postgres URL) list-devices [--json]
+ *   fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys init TEAM
+ *   fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys grant TEAM
+ *   fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys rotate TEAM CLASS
+ *   fvd admin (--data DIR | --postgres URL) keys list [--json]
  *
  * serve prints "fvd: listening on HOST:PORT (sqlite DIR)" (or "(postgres)")
  * on stdout once it accepts connections - with the real port when PORT is
  * 0 - and serves until SIGTERM or SIGINT, then stops cleanly: no new
  * connections, requests in progress finish, store handles closed.
  * add-user prints the user's one-time enrolment code, alone, on stdout.
+ *
+ * Field keys (server/keys.h, server/adminkeys.h): init, grant and rotate
+ * open the admin key file - DIR/fvd-admin.keys, or the file --admin-keys
+ * names (required with --postgres) - with the admin passphrase
+ * (FV_ADMIN_PASSPHRASE, else asked on the terminal; twice when init
+ * creates the file) and print one line for the team:
+ * "team east: pii v1, confidential v1; 3 grants issued".  list reads only
+ * the store.  serve never opens the key file.
+ *
  * Exit status: 0 done, 1 failed (message on stderr), 2 usage error.
  *
  * Options may come in any order after the command; "--opt=value" works
  * too.  The PostgreSQL URL is never printed (it may hold a password).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <pthread.h>
 #include <sodium.h>
 
+#include "adminkeys.h"
 #include "fvd.h"
 #include "http.h"
+#include "keys.h"
 
 #define EXIT_USAGE 2
 
@@ -40,7 +57,14 @@ static const char USAGE[] =
     "  fvd admin (--data DIR | --postgres URL) add-user NAME --role ROLE [--team TEAM]\n"
     "  fvd admin (--data DIR | --postgres URL) revoke-device DEVICE_ID\n"
     "  fvd admin (--data DIR | --postgres URL) list-devices [--json]\n"
-    "ROLE is rep, lead, director, service or admin; DEVICE_ID is 32 hex digits.\n";
+    "  fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys init TEAM\n"
+    "  fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys grant TEAM\n"
+    "  fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys rotate TEAM CLASS\n"
+    "  fvd admin (--data DIR | --postgres URL) keys list [--json]\n"
+    "ROLE is rep, lead, director, service or admin; DEVICE_ID is 32 hex digits;\n"
+    "CLASS is pii or confidential.  The admin key file is DIR/" FVD_ADMIN_KEYS_FILE
+    ", or the FILE\n"
+    "of --admin-keys; its passphrase comes from " FVD_ADMIN_PASS_ENV " or the terminal.\n";
 
 FVD_PRINTF(1, 2)
 static int usage(const char *fmt, ...)
@@ -57,7 +81,7 @@ static int usage(const char *fmt, ...)
 /* ---- Arguments ---- */
 
 typedef struct args {
-    const char *data, *postgres, *listen, *role, *team;
+    const char *data, *postgres, *listen, *role, *team, *admin_keys;
     const char *store_handles, *max_connections, *idle_timeout;
     int json;
     const char *pos[8]; /* positional arguments after the command */
@@ -79,6 +103,7 @@ static int parse_args(int argc, char **argv, int from, args *a)
         {"--store-handles", offsetof(args, store_handles)},
         {"--max-connections", offsetof(args, max_connections)},
         {"--idle-timeout", offsetof(args, idle_timeout)},
+        {"--admin-keys", offsetof(args, admin_keys)},
     };
     memset(a, 0, sizeof *a);
     for (int i = from; i < argc; i++) {
@@ -168,8 +193,8 @@ static int cmd_serve(const args *a)
     if (rc != 0) return rc;
     if (a->listen == NULL) return usage("serve needs --listen HOST:PORT");
     if (a->npos > 0) return usage("unexpected argument '%s'", a->pos[0]);
-    if (a->role != NULL || a->team != NULL || a->json)
-        return usage("--role, --team and --json are admin options");
+    if (a->role != NULL || a->team != NULL || a->json || a->admin_keys != NULL)
+        return usage("--role, --team, --json and --admin-keys are admin options");
     fvd_http_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.listen = a->listen;
@@ -385,36 +410,252 @@ static int admin_list(fvd_store *s, const args *a)
     return 0;
 }
 
+/* ---- admin keys ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "team east: pii v1, confidential v1; 3 grants issued" */
+static void print_result(const char *team, const fvd_keys_result *res)
+{
+    printf("team %s:", team);
+    const char *sep = " ";
+    for (int cls = FV_CLASS_PII; cls <= FV_CLASS_CONFIDENTIAL; cls++) {
+        if (res->version[cls] == 0) continue;
+        printf("%s%s v%u", sep, fvd_class_name(cls), (unsigned)res->version[cls]);
+        sep = ", ";
+    }
+    printf("; %llu grants issued\n", (unsigned long long)res->issued);
+    fflush(stdout);
+    for (int cls = FV_CLASS_PII; cls <= FV_CLASS_CONFIDENTIAL; cls++)
+        if (res->created[cls] > 0)
+            fprintf(stderr, "fvd: made team %s's %s key v%u\n", team, fvd_class_name(cls),
+                    (unsigned)res->created[cls]);
+    if (res->skipped > 0)
+        fprintf(stderr, "fvd: %llu device(s) skipped: their enrolled public key is not usable\n",
+                (unsigned long long)res->skipped);
+}
+
+/* Open the admin key file at path (or, for init, create it if absent).
+ * 0 with *out, or an exit status. */
+static int open_keyfile(fvd_store *s, const char *path, int may_create, fvd_adminkeys **out)
+{
+    char err[512] = "";
+    char *pass = NULL;
+    struct stat sb;
+    fv_status st;
+    int absent = lstat(path, &sb) != 0 && errno == ENOENT;
+    if (absent && !may_create) {
+        fprintf(stderr, "fvd: no admin key file at %s: run fvd admin keys init TEAM first (or "
+                "give --admin-keys)\n", path);
+        return 1;
+    }
+    if (absent) {
+        unsigned char pk[32];
+        int found = 0;
+        st = s->ops->get_admin_key(s, pk, &found, err, sizeof err);
+        if (st != FV_OK) {
+            fprintf(stderr, "fvd: cannot read the store's admin key: %s\n", err);
+            return 1;
+        }
+        if (found) {
+            fprintf(stderr, "fvd: there is no admin key file at %s, but the store of record has "
+                    "an admin key: give --admin-keys with the file its field keys were made "
+                    "with\n", path);
+            return 1;
+        }
+        st = fvd_admin_passphrase("New admin passphrase (protects the admin key file): ", 1,
+                                  &pass, err, sizeof err);
+        if (st == FV_OK) st = fvd_adminkeys_create(path, pass, out, err, sizeof err);
+        fvd_admin_passphrase_free(pass);
+        if (st != FV_OK) {
+            fprintf(stderr, "fvd: cannot create the admin key file: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "fvd: created the admin key file %s: keep it and its passphrase safe; "
+                "without them no new device can read protected fields\n", path);
+        return 0;
+    }
+    st = fvd_admin_passphrase("Admin passphrase: ", 0, &pass, err, sizeof err);
+    if (st == FV_OK) st = fvd_adminkeys_open(path, pass, out, err, sizeof err);
+    fvd_admin_passphrase_free(pass);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct keys_list_ctx {
+    int json;
+    size_t n;
+} keys_list_ctx;
+
+static int list_key(void *ctx, const fvd_team_key *k)
+{
+    keys_list_ctx *l = ctx;
+    char id[2 * 8 + 1], created[32];
+    fvd_hex(k->key_id, sizeof k->key_id, id);
+    if (l->json) {
+        printf("%s\n    {\"team\": ", l->n > 0 ? "," : "");
+        json_str(stdout, k->team);
+        printf(", \"class\": \"%s\", \"version\": %u, \"key_id\": \"%s\", "
+               "\"created_ms\": %lld, \"grants\": %llu}",
+               fvd_class_name(k->cls), (unsigned)k->version, id, (long long)k->created_ms,
+               (unsigned long long)k->grants);
+    } else {
+        iso_time(k->created_ms, created);
+        cell(stdout, k->team, 16);
+        printf("%-12s %-7u %-16s %-20s %llu\n", fvd_class_name(k->cls), (unsigned)k->version,
+               id, created, (unsigned long long)k->grants);
+    }
+    l->n++;
+    return 0;
+}
+
+static int keys_list(fvd_store *s, const args *a)
+{
+    char err[512] = "";
+    unsigned char pk[32];
+    int found = 0;
+    fv_status st = s->ops->get_admin_key(s, pk, &found, err, sizeof err);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot read the admin key: %s\n", err);
+        return 1;
+    }
+    char pkhex[65] = "";
+    if (found) fvd_hex(pk, sizeof pk, pkhex);
+    keys_list_ctx l = {a->json, 0};
+    if (l.json) {
+        printf("{\"admin_public_key\": ");
+        if (found) printf("\"%s\"", pkhex);
+        else printf("null");
+        printf(", \"keys\": [");
+    } else {
+        printf("admin key: %s\n", found ? pkhex : "- (no field keys yet)");
+        printf("%-16s %-12s %-7s %-16s %-20s %s\n", "TEAM", "CLASS", "VERSION", "KEY_ID",
+               "CREATED", "GRANTS");
+    }
+    st = s->ops->list_team_keys(s, list_key, &l, err, sizeof err);
+    if (l.json) printf("%s]}\n", l.n > 0 ? "\n  " : "");
+    fflush(stdout);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot list the field keys: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* keys init|grant|rotate: the command line is checked (cmd_admin). */
+static int keys_change(fvd_store *s, const args *a, const char *keyfile)
+{
+    const char *sub = a->pos[1], *team = a->pos[2];
+    int init = strcmp(sub, "init") == 0, rotate = strcmp(sub, "rotate") == 0;
+    fvd_adminkeys *ak = NULL;
+    int rc = open_keyfile(s, keyfile, init, &ak);
+    if (rc != 0) return rc;
+    fvd_keys_result res;
+    memset(&res, 0, sizeof res);
+    char err[512] = "";
+    fv_status st;
+    if (init) st = fvd_keys_init(s, ak, team, wall_ms(), &res, err, sizeof err);
+    else if (rotate)
+        st = fvd_keys_rotate(s, ak, team, fvd_class_parse(a->pos[3]), wall_ms(), &res, err,
+                             sizeof err);
+    else st = fvd_keys_grant(s, ak, team, &res, err, sizeof err);
+    fvd_adminkeys_close(ak);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: keys %s %s: %s\n", sub, team, err);
+        if (res.issued > 0)
+            fprintf(stderr, "fvd: (%llu grants were issued before that)\n",
+                    (unsigned long long)res.issued);
+        return 1;
+    }
+    print_result(team, &res);
+    return 0;
+}
+
+/* Check `keys ...` (a->pos[0] is "keys"): 0, or a usage exit status;
+ * *keyfile gets the admin key file's path (malloc'd) for init, grant and
+ * rotate. */
+static int check_keys_args(const args *a, char **keyfile)
+{
+    *keyfile = NULL;
+    if (a->npos < 2) return usage("keys needs a command: init, grant, rotate or list");
+    const char *sub = a->pos[1];
+    int list = strcmp(sub, "list") == 0, rotate = strcmp(sub, "rotate") == 0;
+    if (!list && !rotate && strcmp(sub, "init") != 0 && strcmp(sub, "grant") != 0)
+        return usage("unknown keys command '%s': init, grant, rotate or list", sub);
+    if (list) {
+        if (a->npos != 2) return usage("keys list takes no argument");
+        return 0;
+    }
+    if (a->json) return usage("--json belongs to keys list");
+    if (a->npos != (rotate ? 4 : 3))
+        return usage(rotate ? "keys rotate takes TEAM and CLASS" : "keys %s takes one TEAM",
+                     sub);
+    if (!fvd_name_ok(a->pos[2], FVD_NAME_MAX, 0))
+        return usage("bad team '%s': 1 to 64 bytes of UTF-8, no control characters", a->pos[2]);
+    if (rotate && fvd_class_parse(a->pos[3]) < 0)
+        return usage("unknown class '%s': pii or confidential", a->pos[3]);
+    if (a->admin_keys != NULL) {
+        if (a->admin_keys[0] == '\0') return usage("--admin-keys is empty");
+        *keyfile = strdup(a->admin_keys);
+    } else if (a->data != NULL) {
+        size_t n = strlen(a->data) + sizeof "/" FVD_ADMIN_KEYS_FILE;
+        *keyfile = malloc(n);
+        if (*keyfile != NULL) snprintf(*keyfile, n, "%s/%s", a->data, FVD_ADMIN_KEYS_FILE);
+    } else {
+        return usage("with --postgres, keys %s needs --admin-keys FILE (the admin key file)",
+                     sub);
+    }
+    if (*keyfile == NULL) {
+        fprintf(stderr, "fvd: out of memory\n");
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_admin(const args *a)
 {
     store_spec sp;
     int rc = check_store_args(a, &sp);
     if (rc != 0) return rc;
     if (a->npos == 0) return usage("admin needs a command: add-user, revoke-device, "
-                                   "list-devices");
+                                   "list-devices, keys");
     const char *cmd = a->pos[0];
     int add = strcmp(cmd, "add-user") == 0, revoke = strcmp(cmd, "revoke-device") == 0,
-        list = strcmp(cmd, "list-devices") == 0;
-    if (!add && !revoke && !list) return usage("unknown admin command '%s'", cmd);
+        list = strcmp(cmd, "list-devices") == 0, keys = strcmp(cmd, "keys") == 0;
+    if (!add && !revoke && !list && !keys) return usage("unknown admin command '%s'", cmd);
     if (!add && (a->role != NULL || a->team != NULL))
         return usage("--role and --team belong to add-user");
-    if (!list && a->json) return usage("--json belongs to list-devices");
+    if (!list && !keys && a->json) return usage("--json belongs to list-devices");
+    if (!keys && a->admin_keys != NULL) return usage("--admin-keys belongs to keys");
     if (a->listen != NULL || a->store_handles != NULL || a->max_connections != NULL ||
         a->idle_timeout != NULL)
         return usage("--listen and the other serve options belong to serve");
     if (add && a->npos != 2) return usage("add-user takes one NAME");
     if (revoke && a->npos != 2) return usage("revoke-device takes one DEVICE_ID");
     if (list && a->npos != 1) return usage("list-devices takes no argument");
+    char *keyfile = NULL;
+    if (keys && (rc = check_keys_args(a, &keyfile)) != 0) return rc;
 
     fvd_store *s = NULL;
     char err[512] = "";
     fv_status st = open_store(&sp, &s, err, sizeof err);
     if (st != FV_OK) {
+        free(keyfile);
         fprintf(stderr, "fvd: cannot open the store of record: %s\n", err);
         return 1;
     }
-    rc = add ? admin_add_user(s, a) : revoke ? admin_revoke(s, a) : admin_list(s, a);
+    if (keys) rc = keyfile != NULL ? keys_change(s, a, keyfile) : keys_list(s, a);
+    else rc = add ? admin_add_user(s, a) : revoke ? admin_revoke(s, a) : admin_list(s, a);
     s->ops->close(s);
+    free(keyfile);
     return rc;
 }
 

@@ -1,13 +1,14 @@
 /*
  * fvd.h - what the files of server/ share: bounds, the reply a request
- * handler produces, the three endpoint handlers, small helpers.
+ * handler produces, the four endpoint handlers, small helpers.
  *
- * The handlers (enroll.c, push.c, pull.c) are written against the store
- * interface (store.h) and know nothing of HTTP: each gets a complete,
- * already size-checked request body (and, for the signed endpoints, the
- * device that auth.c authenticated) and fills an fvd_reply, which http.c
- * turns into the HTTP answer: a 200 with the response message, or a
- * refusal (HTTP status + protobuf Error) as docs/protocol.md lists them.
+ * The handlers (enroll.c, push.c, pull.c, grants.c) are written against
+ * the store interface (store.h) and know nothing of HTTP: each gets a
+ * complete, already size-checked request body (and, for the signed
+ * endpoints, the device that auth.c authenticated) and fills an fvd_reply,
+ * which http.c turns into the HTTP answer: a 200 with the response
+ * message, or a refusal (HTTP status + protobuf Error) as docs/protocol.md
+ * lists them.
  *
  * Threads: a handler uses the store handle it is given and nothing else
  * shared; any number may run at once on different handles.
@@ -67,6 +68,11 @@ int fvd_refuse(fvd_reply *r, unsigned status, fieldvault_v1_ErrorCode code, cons
  * `what` failed.  Returns -1. */
 int fvd_refuse_store(fvd_reply *r, fv_status st, const char *what, const char *store_err);
 
+/* Make s valid UTF-8 in place: every byte that does not start a valid
+ * sequence (a sequence cut by truncation, a quoted stray byte) becomes
+ * '?'.  For messages that go on the wire. */
+void fvd_utf8_fix(char *s);
+
 /* One line on stderr: "fvd: " + the text.  Thread-safe (one fprintf). */
 FVD_PRINTF(1, 2)
 void fvd_log(const char *fmt, ...);
@@ -93,6 +99,11 @@ void fvd_push(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
 
 /* POST /v1/pull, from the authenticated device dev. */
 void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
+              fvd_reply *r);
+
+/* POST /v1/keys, from the authenticated device dev: its field-key grants
+ * after KeysRequest.after (grants.c). */
+void fvd_keys(fvd_store *s, const fvd_device *dev, const unsigned char *body, size_t len,
               fvd_reply *r);
 
 /* ---- Enrolment codes (enroll.c; admin add-user makes them) ---- */

@@ -52,17 +52,20 @@
 
 /* ---- Routes ---- */
 
+typedef enum endpoint { EP_ENROLL, EP_PUSH, EP_PULL, EP_KEYS } endpoint;
+
 typedef struct route {
     const char *path;
     size_t max;  /* body bound */
     int signed_; /* needs the X-FV-* signature headers */
-    int push;
+    endpoint ep;
 } route;
 
 static const route ROUTES[] = {
-    {"/v1/enroll", FVD_SMALL_BODY_MAX, 0, 0},
-    {"/v1/push", FVD_PUSH_BODY_MAX, 1, 1},
-    {"/v1/pull", FVD_SMALL_BODY_MAX, 1, 0},
+    {"/v1/enroll", FVD_SMALL_BODY_MAX, 0, EP_ENROLL},
+    {"/v1/push", FVD_PUSH_BODY_MAX, 1, EP_PUSH},
+    {"/v1/pull", FVD_SMALL_BODY_MAX, 1, EP_PULL},
+    {"/v1/keys", FVD_SMALL_BODY_MAX, 1, EP_KEYS},
 };
 
 static const route *find_route(const char *url)
@@ -299,8 +302,8 @@ static enum MHD_Result begin(fvd_http *h, struct MHD_Connection *c, const char *
     const route *rt = find_route(url);
     if (rt == NULL)
         return refuse_now(c, 404, fieldvault_v1_ErrorCode_ERROR_CODE_BAD_REQUEST,
-                          "no endpoint here: fvd serves POST /v1/enroll, /v1/push and "
-                          "/v1/pull");
+                          "no endpoint here: fvd serves POST /v1/enroll, /v1/push, "
+                          "/v1/pull and /v1/keys");
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return refuse_now(c, 405, fieldvault_v1_ErrorCode_ERROR_CODE_BAD_REQUEST,
                           "%s takes POST only", rt->path);
@@ -361,12 +364,14 @@ static void handle(request *q, fvd_reply *r)
         fvd_device dev;
         if (fvd_auth_verify(s, &q->auth, "POST", q->route->path, q->buf, q->len, now, &dev,
                             r) == 0) {
-            if (q->route->push) {
+            if (q->route->ep == EP_PUSH) {
                 unsigned char hash[32];
                 static const unsigned char none[1];
                 crypto_generichash(hash, sizeof hash, q->buf != NULL ? q->buf : none, q->len,
                                    NULL, 0);
                 fvd_push(s, &dev, q->buf, q->len, hash, now, r);
+            } else if (q->route->ep == EP_KEYS) {
+                fvd_keys(s, &dev, q->buf, q->len, r);
             } else {
                 fvd_pull(s, &dev, q->buf, q->len, r);
             }

@@ -1,7 +1,8 @@
 /*
  * http.h - fvd's HTTP front (libmicrohttpd): routes POST /v1/enroll,
- * /v1/push and /v1/pull to the handlers of fvd.h, with bounded request
- * bodies, signed-request checks (auth.h) and a pool of store handles.
+ * /v1/push, /v1/pull and /v1/keys to the handlers of fvd.h, with bounded
+ * request bodies, signed-request checks (auth.h) and a pool of store
+ * handles.
  *
  * Threads: one thread per connection (a slow or hostile client holds only
  * its own thread and at most one bounded body; the number of connections

@@ -18,15 +18,27 @@
  *     change that wins is appended to the log; one that loses, or is
  *     already the current version, is dropped.  Record the batch, commit.
  *
+ * Access control refuses single changes in pass 2, the rest of the batch
+ * applies (a Rejection each, the first FV_WIRE_REJECTIONS_MAX kept): a
+ * change the device's user may not write (acl.h: REASON_FORBIDDEN), and a
+ * protected value that is not sealed although its row's team has a field
+ * key of the field's class (REASON_FORBIDDEN; a cleared value is fine),
+ * or is sealed but not a well-formed sealed value of that class
+ * (REASON_MALFORMED).  fvd cannot check more of a sealed value: it holds no
+ * field key.  A sealed value for a team without keys is taken as it is (a
+ * row may have moved from a team that has keys).  Rejection messages name
+ * fields and teams, never a value.
+ *
  * A crash or a failure anywhere before the commit leaves nothing of the
  * batch stored; the device retries the same bytes and it is applied then.
  */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <stdlib.h>
-
 #include "acl.h"
+#include "fieldcrypt.h"
 #include "fvd.h"
 #include "internal.h"
 #include "merge.h"
@@ -84,6 +96,17 @@ static int check_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
 
 /* ---- Pass 2: merge and append ---- */
 
+/* What the store says about one (team, class) during a push: its current
+ * key version and whether the pushing device holds a grant for it. */
+typedef struct key_seen {
+    char team[FVD_NAME_MAX + 1];
+    int cls;
+    uint32_t version;
+    int holds; /* -1: not looked up yet */
+} key_seen;
+
+#define KEYS_SEEN_MAX 16
+
 typedef struct apply_ctx {
     fvd_store *s;
     uint32_t accepted;
@@ -97,7 +120,121 @@ typedef struct apply_ctx {
     uint64_t refused;  /* all refused changes (nrej keeps the first ones) */
     unsigned char (*moved)[FV_ROWID_LEN]; /* customers whose owner or team changed */
     size_t nmoved, capmoved;
+    key_seen seen[KEYS_SEEN_MAX]; /* the first (team, class) pairs of the batch */
+    size_t nseen;
 } apply_ctx;
+
+FVD_PRINTF(4, 5)
+static void reject(apply_ctx *x, const fv__change *c, fieldvault_v1_Reason reason,
+                   const char *fmt, ...)
+{
+    if (x->nrej < FV_WIRE_REJECTIONS_MAX) {
+        fieldvault_v1_Rejection *r = &x->rej[x->nrej++];
+        memset(r, 0, sizeof *r);
+        r->device_seq = c->device_seq;
+        r->reason = reason;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->message, sizeof r->message, fmt, ap);
+        va_end(ap);
+        fvd_utf8_fix(r->message); /* a cut name must not make the answer invalid */
+    }
+    x->refused++;
+}
+
+/* The entry for (team, cls), looked up in the store if new; NULL with
+ * x->st set on a store failure.  Past KEYS_SEEN_MAX pairs, the last slot
+ * is reused. */
+static key_seen *key_of(apply_ctx *x, const char *team, int cls)
+{
+    for (size_t i = 0; i < x->nseen; i++)
+        if (x->seen[i].cls == cls && strcmp(x->seen[i].team, team) == 0) return &x->seen[i];
+    key_seen *k = &x->seen[x->nseen < KEYS_SEEN_MAX ? x->nseen++ : KEYS_SEEN_MAX - 1];
+    memset(k, 0, sizeof *k);
+    snprintf(k->team, sizeof k->team, "%s", team);
+    k->cls = cls;
+    k->holds = -1;
+    x->st = x->s->ops->current_key_version(x->s, team, cls, &k->version, x->err, sizeof x->err);
+    if (x->st != FV_OK) {
+        k->team[0] = '\0'; /* not a valid entry */
+        k->cls = -1;
+        return NULL;
+    }
+    return k;
+}
+
+typedef struct holds_ctx {
+    const key_seen *k;
+    int holds;
+    uint64_t last;
+} holds_ctx;
+
+static int holds_cb(void *ctx, const fvd_grant *g)
+{
+    holds_ctx *h = ctx;
+    h->last = g->seq;
+    if (g->cls == h->k->cls && strcmp(g->team, h->k->team) == 0) h->holds = 1;
+    return 0;
+}
+
+/* Does the pushing device hold any grant of k's team and class?  (Only for
+ * a refusal's hint.)  -1 on a store failure (x->st). */
+static int device_holds(apply_ctx *x, key_seen *k)
+{
+    if (k->holds >= 0) return k->holds;
+    holds_ctx h = {k, 0, 0};
+    int more = 1;
+    while (more && !h.holds) {
+        uint64_t after = h.last;
+        x->st = x->s->ops->list_grants(x->s, x->dev->id, after, 256, holds_cb, &h, &more, x->err,
+                                       sizeof x->err);
+        if (x->st != FV_OK) return -1;
+        if (h.last == after) break;
+    }
+    k->holds = h.holds;
+    return k->holds;
+}
+
+/* A pii or confidential value c of a row whose team has a key of that
+ * class must be sealed with such a key.  1 to apply c, 0 when it was
+ * refused, -1 on a store failure (x->st). */
+static int sealing_ok(apply_ctx *x, const fv__change *c, fv_field_class cls)
+{
+    if (cls == FV_CLASS_PUBLIC || c->kind == FV__VAL_NULL) return 1;
+    const char *team = fvd_rows_team(x->rows, c);
+    if (team[0] == '\0') return 1; /* no team: no key */
+    key_seen *k = key_of(x, team, (int)cls);
+    if (k == NULL) return -1;
+    const char *name = cls == FV_CLASS_PII ? "pii" : "confidential";
+    if (c->kind == FV__VAL_SEALED) {
+        fv__sealed_hdr h;
+        if (fv__fc_parse(c->data, c->len, &h) != 0) {
+            if (k->version == 0) return 1; /* no keys: taken as it is */
+            reject(x, c, fieldvault_v1_Reason_REASON_MALFORMED,
+                   "%s.%s: not a well-formed sealed value", c->table, c->field);
+            return 0;
+        }
+        if (h.cls != (int)cls && k->version > 0) {
+            reject(x, c, fieldvault_v1_Reason_REASON_MALFORMED,
+                   "%s.%s is %s but its value is sealed with a %s key", c->table, c->field,
+                   name, h.cls == FV_CLASS_PII ? "pii" : "confidential");
+            return 0;
+        }
+        return 1;
+    }
+    if (k->version == 0) return 1; /* the team has no key of this class (yet) */
+    int holds = device_holds(x, k);
+    if (holds < 0) return -1;
+    if (holds)
+        reject(x, c, fieldvault_v1_Reason_REASON_FORBIDDEN,
+               "%s.%s must be sealed with team %s's %s key (current version %u)", c->table,
+               c->field, team, name, (unsigned)k->version);
+    else
+        reject(x, c, fieldvault_v1_Reason_REASON_FORBIDDEN,
+               "%s.%s must be sealed with team %s's %s key (this device holds no grant yet: "
+               "fvd admin keys grant %s)", c->table, c->field, team, name, team);
+    return 0;
+}
 
 /* Note a customer whose owner or team the batch changed. */
 static int note_moved(apply_ctx *x, const unsigned char id[FV_ROWID_LEN])
@@ -158,16 +295,15 @@ static int apply_sink(void *ctx, const fv__change *c, char *err, size_t errcap)
     char why[200];
     if (!fvd_rows_may_write(x->rows, x->policy, x->dev, c, why, sizeof why)) {
         /* refused alone: the rest of the batch applies */
-        if (x->nrej < FV_WIRE_REJECTIONS_MAX) {
-            fieldvault_v1_Rejection *r = &x->rej[x->nrej++];
-            memset(r, 0, sizeof *r);
-            r->device_seq = c->device_seq;
-            r->reason = fieldvault_v1_Reason_REASON_FORBIDDEN;
-            snprintf(r->message, sizeof r->message, "%s", why);
-        }
-        x->refused++;
+        reject(x, c, fieldvault_v1_Reason_REASON_FORBIDDEN, "%s", why);
         return 0;
     }
+    int sealed = sealing_ok(x, c, fvd_field_class(c));
+    if (sealed < 0) {
+        snprintf(err, errcap, "store failure");
+        return -1;
+    }
+    if (sealed == 0) return 0;
     fv__ver cur, in;
     int found = 0;
     x->st = x->s->ops->get_version(x->s, c, &cur, &found, x->err, sizeof x->err);

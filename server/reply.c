@@ -45,7 +45,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return k + 1;
 }
 
-static void utf8_sanitize(char *s)
+void fvd_utf8_fix(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     size_t n = strlen(s);
@@ -68,7 +68,7 @@ int fvd_refuse(fvd_reply *r, unsigned status, fieldvault_v1_ErrorCode code, cons
     va_start(ap, fmt);
     vsnprintf(r->message, sizeof r->message, fmt, ap);
     va_end(ap);
-    utf8_sanitize(r->message);
+    fvd_utf8_fix(r->message);
     r->body.len = 0;
     return -1;
 }

@@ -11,7 +11,8 @@
 #  - fvd: the executable (serve, admin).
 #  - test_fvd (defined by the top-level test glob) also links fvdcore and
 #    libcurl, knows where fvd is (FVD_BIN), and is built after it; with
-#    pg.cmake's fvpgutil it runs on PostgreSQL too.
+#    pg.cmake's fvpgutil it runs on PostgreSQL too.  test_keys likewise,
+#    with tests/fvdproc.c (fvreliability) to run fvd.
 
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.71)
 if(NOT TARGET PkgConfig::CURL)
@@ -30,6 +31,9 @@ add_library(fvdcore STATIC
   server/pull.c
   server/acl.c
   server/http.c
+  server/adminkeys.c
+  server/keys.c
+  server/grants.c
 )
 target_include_directories(fvdcore
   PUBLIC ${PROJECT_SOURCE_DIR}/server
@@ -54,6 +58,13 @@ function(fvd_test_config)
       target_link_libraries(test_fvd PRIVATE fvpgutil)
       target_compile_definitions(test_fvd PRIVATE FVD_TEST_PG=1)
     endif()
+  endif()
+  # Field keys end to end: the fvd binary on both backends, fvdproc.c
+  # (fvreliability) to run it, adminkeys.c (fvdcore) to read the key file.
+  if(TARGET test_keys)
+    target_link_libraries(test_keys PRIVATE fvdcore fvreliability fvpgutil)
+    target_compile_definitions(test_keys PRIVATE FVD_BIN="$<TARGET_FILE:fvd>")
+    add_dependencies(test_keys fvd)
   endif()
 endfunction()
 cmake_language(DEFER CALL fvd_test_config)

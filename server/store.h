@@ -7,7 +7,9 @@
  * one behavioural suite on both backends.
  *
  * Nothing here keeps state another fvd process would need: users, devices,
- * batch chains, the nonce cache and the change log all live in the backend.
+ * batch chains, the nonce cache, the change log and the public side of
+ * field keys (admin public key, key versions, sealed grants) all live in
+ * the backend.
  *
  * Conventions: every operation returns fv_status (FV_OK, FV_ENOTFOUND,
  * FV_EEXIST, FV_EIO for a backend failure, FV_EINVAL for bad arguments,
@@ -48,6 +50,29 @@ typedef struct fvd_user {
     char role[FVD_ROLE_MAX + 1];
     char team[FVD_NAME_MAX + 1];
 } fvd_user;
+
+/* A field key as fvd knows it: its public facts, never the key bytes
+ * (those live only in the admin key file, server/adminkeys.h). */
+typedef struct fvd_team_key {
+    char team[FVD_NAME_MAX + 1];
+    int cls;                     /* FV_CLASS_PII or FV_CLASS_CONFIDENTIAL */
+    uint32_t version;            /* 1, 2, ... */
+    unsigned char key_id[8];     /* fv__fc_key_id(team, cls, version) */
+    int64_t created_ms;
+    uint64_t grants;             /* list_team_keys: grants of this version */
+} fvd_team_key;
+
+/* A field key sealed to one device and signed by the admin key
+ * (fieldcrypt.h, fv__fc_grant_make). */
+typedef struct fvd_grant {
+    uint64_t seq;                /* the store's number, increasing */
+    unsigned char device[FV_DEVICE_LEN];
+    char team[FVD_NAME_MAX + 1];
+    int cls;
+    uint32_t version;
+    unsigned char sealed[80];    /* FV_GRANT_SEALED_LEN */
+    unsigned char sig[64];       /* FV_GRANT_SIG_LEN */
+} fvd_grant;
 
 typedef struct fvd_store fvd_store;
 
@@ -151,6 +176,51 @@ typedef struct fvd_store_ops {
      * row id}, freed by the caller. */
     fv_status (*customer_rows)(fvd_store *s, const char *customer_id, fvd_row_ref **out,
                                size_t *n, char *err, size_t errcap);
+
+    /* ---- field keys (the admin's `keys` commands write, POST /v1/keys and
+     * push read).  Team names are 1..FVD_NAME_MAX bytes; cls is
+     * FV_CLASS_PII or FV_CLASS_CONFIDENTIAL; versions start at 1.  Nothing
+     * here ever holds a field key in clear: grants are sealed boxes. ---- */
+
+    /* Record the admin's Ed25519 public key, once: the same key again is
+     * FV_OK, a different one FV_EEXIST (the store belongs to another admin
+     * key file). */
+    fv_status (*set_admin_key)(fvd_store *s, const unsigned char pk[32], char *err,
+                               size_t errcap);
+    /* The admin public key (*found = 0 while none was set). */
+    fv_status (*get_admin_key)(fvd_store *s, unsigned char pk[32], int *found, char *err,
+                               size_t errcap);
+    /* Publish version of team's key of class cls: FV_EEXIST if that
+     * (team, cls, version) is known already. */
+    fv_status (*put_team_key)(fvd_store *s, const char *team, int cls, uint32_t version,
+                              const unsigned char key_id[8], int64_t created_ms, char *err,
+                              size_t errcap);
+    /* The highest published version of team's key of class cls (0: none).
+     * May be called inside a push. */
+    fv_status (*current_key_version)(fvd_store *s, const char *team, int cls,
+                                     uint32_t *version, char *err, size_t errcap);
+    /* Every published key, by team (byte order), class and version, with
+     * its grant count; cb returns 0 to go on, else stops (FV_OK).  cb must
+     * not call into the store. */
+    fv_status (*list_team_keys)(fvd_store *s, int (*cb)(void *ctx, const fvd_team_key *k),
+                                void *ctx, char *err, size_t errcap);
+    /* Store a grant for (device, team, cls, version) with the next grant
+     * sequence number (increasing across the store, visible in order):
+     * *inserted = 1.  If that device has a grant for it already, nothing
+     * changes and *inserted = 0.  FV_ENOTFOUND if the device is unknown or
+     * (team, cls, version) was not published (put_team_key). */
+    fv_status (*put_grant)(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                           const char *team, int cls, uint32_t version,
+                           const unsigned char sealed[80], const unsigned char sig[64],
+                           int *inserted, char *err, size_t errcap);
+    /* The device's grants with seq > after_seq, in seq order, at most max
+     * of them; cb gets each (0 to go on, else stop: FV_EIO); *more = 1 if
+     * others follow the last one given.  cb must not call into the store.
+     * May be called inside a push. */
+    fv_status (*list_grants)(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                             uint64_t after_seq, uint32_t max,
+                             int (*cb)(void *ctx, const fvd_grant *g), void *ctx, int *more,
+                             char *err, size_t errcap);
 } fvd_store_ops;
 
 /* Every backend's handle starts with this. */

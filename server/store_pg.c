@@ -25,6 +25,13 @@
  *    without n.
  *  - A broken connection is re-established once per call, before retrying
  *    the call, except inside a push (the transaction died with it).
+ *  - Field keys (schema 2): admin_key, team_keys (public facts only) and
+ *    grants.  Grant sequence numbers are assigned like the log's, max + 1
+ *    under an advisory lock in a transaction of their own, so a device
+ *    reading its grants after seq n never misses one committed later with
+ *    a smaller number.  A version-1 database (before field keys) is
+ *    upgraded when opened: the new tables are created under the schema lock
+ *    and the version set to 2.
  *  - Messages carry PostgreSQL's primary message and SQLSTATE, never its
  *    DETAIL (which quotes key values such as a code hash) nor the URL.
  */
@@ -42,7 +49,9 @@
 /* Advisory lock keys (ASCII "fvdSchm1" and "fvdPush1"). */
 #define LOCK_SCHEMA "7383198948433358129" /* 0x6676645363686d31 */
 #define LOCK_PUSH INT64_C(0x6676645075736831)
-#define SCHEMA_VERSION 1
+/* ASCII "fvdGrnt1": numbering grants */
+#define LOCK_GRANT INT64_C(0x66766447726e7431)
+#define SCHEMA_VERSION 2
 #define MAX_PARAMS 12
 
 /* Type oids of the parameters, from pg_type.h (stable since forever). */
@@ -73,6 +82,13 @@ typedef enum stmt_id {
     ST_GET_VALUE_BEFORE,
     ST_ROW_FIELDS,
     ST_CUSTOMER_ROWS,
+    ST_ADMIN_SET,
+    ST_ADMIN_GET,
+    ST_TKEY_ADD,
+    ST_TKEY_CUR,
+    ST_TKEY_LIST,
+    ST_GRANT_ADD,
+    ST_GRANT_LIST,
     ST_COUNT
 } stmt_id;
 
@@ -159,6 +175,31 @@ static const stmt stmts[ST_COUNT] = {
                           "SELECT d.id FROM devices d JOIN users u ON u.name = d.user_name"
                           " WHERE d.id = $1 AND d.public_key = $2 AND u.code_hash = $3"
                           " AND u.code_used"},
+    [ST_ADMIN_SET] = {"fvd_admin_set", "b",
+                      "INSERT INTO admin_key (id, public_key) VALUES (1, $1)"
+                      " ON CONFLICT (id) DO NOTHING"},
+    [ST_ADMIN_GET] = {"fvd_admin_get", "", "SELECT public_key FROM admin_key WHERE id = 1"},
+    [ST_TKEY_ADD] = {"fvd_tkey_add", "t28b8",
+                     "INSERT INTO team_keys (team, cls, version, key_id, created_ms)"
+                     " VALUES ($1, $2, $3, $4, $5)"},
+    [ST_TKEY_CUR] = {"fvd_tkey_cur", "t2",
+                     "SELECT COALESCE(MAX(version), 0)::int8 FROM team_keys"
+                     " WHERE team = $1 AND cls = $2"},
+    /* COLLATE "C": the same order as SQLite's (bytes), whatever the
+     * database's collation. */
+    [ST_TKEY_LIST] = {"fvd_tkey_list", "",
+                      "SELECT k.team, k.cls, k.version, k.key_id, k.created_ms,"
+                      " (SELECT count(*) FROM grants g WHERE g.team = k.team AND g.cls = k.cls"
+                      " AND g.version = k.version) FROM team_keys k"
+                      " ORDER BY k.team COLLATE \"C\", k.cls, k.version"},
+    /* Inside a transaction holding LOCK_GRANT (see pg_put_grant). */
+    [ST_GRANT_ADD] = {"fvd_grant_add", "bt28bb",
+                      "INSERT INTO grants (seq, device, team, cls, version, sealed, sig)"
+                      " SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM grants"
+                      " ON CONFLICT (device, team, cls, version) DO NOTHING RETURNING seq"},
+    [ST_GRANT_LIST] = {"fvd_grant_list", "b88",
+                       "SELECT seq, device, team, cls, version, sealed, sig FROM grants"
+                       " WHERE device = $1 AND seq > $2 ORDER BY seq LIMIT $3"},
 };
 
 static const char schema_sql[] =
@@ -213,8 +254,33 @@ static const char schema_sql[] =
     " device_seq int8 NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_by_field ON log (tbl, row_id, field, seq);"
     "CREATE INDEX IF NOT EXISTS log_by_customer ON log (text_value) WHERE field = 'customer_id';"
-    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 1)"
-    " ON CONFLICT (key) DO NOTHING;";
+    /* schema 2: field keys */
+    "CREATE TABLE IF NOT EXISTS admin_key ("
+    " id int2 PRIMARY KEY CHECK (id = 1),"
+    " public_key bytea NOT NULL CHECK (length(public_key) = 32));"
+    "CREATE TABLE IF NOT EXISTS team_keys ("
+    " team text NOT NULL,"
+    " cls int2 NOT NULL CHECK (cls IN (1, 2)),"
+    " version int8 NOT NULL CHECK (version BETWEEN 1 AND 4294967295),"
+    " key_id bytea NOT NULL CHECK (length(key_id) = 8),"
+    " created_ms int8 NOT NULL,"
+    " PRIMARY KEY (team, cls, version));"
+    "CREATE TABLE IF NOT EXISTS grants ("
+    " seq int8 PRIMARY KEY,"
+    " device bytea NOT NULL REFERENCES devices (id),"
+    " team text NOT NULL,"
+    " cls int2 NOT NULL,"
+    " version int8 NOT NULL,"
+    " sealed bytea NOT NULL CHECK (length(sealed) = 80),"
+    " sig bytea NOT NULL CHECK (length(sig) = 64),"
+    " UNIQUE (device, team, cls, version),"
+    " FOREIGN KEY (team, cls, version) REFERENCES team_keys (team, cls, version));"
+    "CREATE INDEX IF NOT EXISTS grants_by_device ON grants (device, seq);"
+    "CREATE INDEX IF NOT EXISTS grants_by_key ON grants (team, cls, version);"
+    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 2)"
+    " ON CONFLICT (key) DO NOTHING;"
+    /* a version-1 database gets the tables above and becomes version 2 */
+    "UPDATE fvd_meta SET value = 2 WHERE key = 'schema_version' AND value = 1;";
 
 typedef struct pg_store {
     fvd_store base;
@@ -288,6 +354,7 @@ static fv_status fail(pg_store *s, const PGresult *r, const char *what, char *er
     set_err(err, errcap, "%s: PostgreSQL: %s (SQLSTATE %s)", what, msg, state ? state : "none");
     if (state == NULL) return FV_EIO;
     if (strcmp(state, "23505") == 0) return FV_EEXIST;
+    if (strcmp(state, "23503") == 0) return FV_ENOTFOUND; /* a reference to nothing */
     if (strncmp(state, "22", 2) == 0) return FV_EINVAL;  /* data exception (bad UTF-8...) */
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0) return FV_EBUSY;
     return FV_EIO;
@@ -1369,6 +1436,304 @@ static fv_status pg_head(fvd_store *base, uint64_t *seq, char *err, size_t errca
     return st;
 }
 
+/* ---- field keys ---------------------------------------------------------------- */
+
+static int key_args_ok(const char *team, int cls, uint32_t version)
+{
+    return bounded(team, FVD_NAME_MAX) && team[0] != '\0' &&
+           (cls == FV_CLASS_PII || cls == FV_CLASS_CONFIDENTIAL) && version >= 1;
+}
+
+static fv_status pg_get_admin_key(fvd_store *base, unsigned char pk[32], int *found, char *err,
+                                  size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (pk == NULL || found == NULL) {
+        set_err(err, errcap, "admin key: missing argument");
+        return FV_EINVAL;
+    }
+    params none = {0};
+    fv_status st;
+    int attempt = 0;
+    do {
+        *found = 0;
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_ADMIN_GET, &none, &st, "admin key", err, errcap);
+        if (r == NULL) continue;
+        if (PQntuples(r) == 1) {
+            if (c_fixed(r, 0, 0, pk, 32) != 0) {
+                set_err(err, errcap, "admin key: malformed row in PostgreSQL");
+                st = FV_EIO;
+            } else {
+                *found = 1;
+            }
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_set_admin_key(fvd_store *base, const unsigned char pk[32], char *err,
+                                  size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (pk == NULL) {
+        set_err(err, errcap, "admin key: missing argument");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_bytes(&p, pk, 32);
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_ADMIN_SET, &p, &st, "admin key", err, errcap);
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    if (st != FV_OK) return st;
+    /* Inserted, or there was one (perhaps just committed by another
+     * process: a new statement sees it): the same key is fine. */
+    unsigned char cur[32];
+    int found = 0;
+    st = pg_get_admin_key(base, cur, &found, err, errcap);
+    if (st != FV_OK) return st;
+    if (!found) {
+        set_err(err, errcap, "admin key: not recorded");
+        return FV_EIO;
+    }
+    if (sodium_memcmp(cur, pk, 32) != 0) {
+        set_err(err, errcap, "this store has another admin key already");
+        return FV_EEXIST;
+    }
+    return FV_OK;
+}
+
+static fv_status pg_put_team_key(fvd_store *base, const char *team, int cls, uint32_t version,
+                                 const unsigned char key_id[8], int64_t created_ms, char *err,
+                                 size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (!key_args_ok(team, cls, version) || key_id == NULL) {
+        set_err(err, errcap, "team key: bad team, class, version or key id");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, (uint64_t)cls, 2);
+    p_i8(&p, (int64_t)version);
+    p_bytes(&p, key_id, 8);
+    p_i8(&p, created_ms);
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_TKEY_ADD, &p, &st, "team key", err, errcap);
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    /* (A retry after a lost connection may find our own first attempt:
+     * FV_EEXIST, which the admin commands take as "published".) */
+    if (st == FV_EEXIST)
+        set_err(err, errcap, "team %s has key version %u of class %d already", team,
+                (unsigned)version, cls);
+    return st;
+}
+
+static fv_status pg_current_key_version(fvd_store *base, const char *team, int cls,
+                                        uint32_t *version, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (!bounded(team, FVD_NAME_MAX) || version == NULL ||
+        (cls != FV_CLASS_PII && cls != FV_CLASS_CONFIDENTIAL)) {
+        set_err(err, errcap, "key version: bad argument");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_text(&p, team);
+    p_int(&p, (uint64_t)cls, 2);
+    fv_status st;
+    int attempt = 0;
+    do {
+        *version = 0;
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_TKEY_CUR, &p, &st, "key version", err, errcap);
+        if (r == NULL) continue;
+        uint64_t v;
+        if (PQntuples(r) != 1 || c_u64(r, 0, 0, &v) != 0 || v > UINT32_MAX) {
+            set_err(err, errcap, "key version: malformed answer from PostgreSQL");
+            st = FV_EIO;
+        } else {
+            *version = (uint32_t)v;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_list_team_keys(fvd_store *base, int (*cb)(void *ctx, const fvd_team_key *k),
+                                   void *ctx, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (cb == NULL) {
+        set_err(err, errcap, "list keys: missing callback");
+        return FV_EINVAL;
+    }
+    params none = {0};
+    PGresult *r = NULL;
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) r = run_stmt(s, ST_TKEY_LIST, &none, &st, "list keys", err, errcap);
+    } while (retry_after(s, st, &attempt));
+    if (r == NULL) return st;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        fvd_team_key k;
+        memset(&k, 0, sizeof k);
+        int cls;
+        uint64_t v;
+        if (c_text(r, i, 0, k.team, sizeof k.team) || c_i2(r, i, 1, &cls) ||
+            c_u64(r, i, 2, &v) || v < 1 || v > UINT32_MAX || c_fixed(r, i, 3, k.key_id, 8) ||
+            c_i8(r, i, 4, &k.created_ms) || c_u64(r, i, 5, &k.grants)) {
+            set_err(err, errcap, "list keys: malformed team_keys row in PostgreSQL");
+            st = FV_EIO;
+            break;
+        }
+        k.cls = cls;
+        k.version = (uint32_t)v;
+        if (cb(ctx, &k) != 0) break;
+    }
+    PQclear(r);
+    return st;
+}
+
+/* One attempt: a transaction of its own holding LOCK_GRANT, so grant
+ * numbers become visible in order. */
+static fv_status put_grant_once(pg_store *s, const params *p, int *inserted, char *err,
+                                size_t errcap)
+{
+    const char *what = "put grant";
+    fv_status st = run_cmd(s, "BEGIN", NULL, 0, what, err, errcap);
+    if (st != FV_OK) return st;
+    params lock = {0};
+    p_i8(&lock, LOCK_GRANT);
+    PGresult *r = run_stmt(s, ST_LOCK_PUSH, &lock, &st, what, err, errcap);
+    PQclear(r);
+    if (st == FV_OK) {
+        r = run_stmt(s, ST_GRANT_ADD, p, &st, what, err, errcap);
+        if (r != NULL) *inserted = PQntuples(r) == 1;
+        PQclear(r);
+    }
+    if (st == FV_OK) {
+        char tag[32] = "";
+        st = run_cmd(s, "COMMIT", tag, sizeof tag, what, err, errcap);
+        if (st == FV_OK && strcmp(tag, "COMMIT") != 0) {
+            set_err(err, errcap, "%s: rolled back", what);
+            st = FV_EIO;
+        }
+        if (st != FV_OK) *inserted = 0;
+        return st;
+    }
+    *inserted = 0;
+    if (!conn_broken(s)) PQclear(PQexec(s->conn, "ROLLBACK"));
+    return st;
+}
+
+static fv_status pg_put_grant(fvd_store *base, const unsigned char device[FV_DEVICE_LEN],
+                              const char *team, int cls, uint32_t version,
+                              const unsigned char sealed[80], const unsigned char sig[64],
+                              int *inserted, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (device == NULL || !key_args_ok(team, cls, version) || sealed == NULL || sig == NULL ||
+        inserted == NULL || s->in_push) {
+        set_err(err, errcap, "put grant: bad argument or a push is open on this handle");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_bytes(&p, device, FV_DEVICE_LEN);
+    p_text(&p, team);
+    p_int(&p, (uint64_t)cls, 2);
+    p_i8(&p, (int64_t)version);
+    p_bytes(&p, sealed, 80);
+    p_bytes(&p, sig, 64);
+    fv_status st;
+    int attempt = 0;
+    /* A retry after a lost connection may find our own first attempt
+     * committed: *inserted = 0 then, and the grant is stored once. */
+    do {
+        *inserted = 0;
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = put_grant_once(s, &p, inserted, err, errcap);
+    } while (retry_after(s, st, &attempt));
+    if (st == FV_ENOTFOUND) {
+        set_err(err, errcap, "put grant: unknown device, or team %s has no published key "
+                "version %u of class %d", team, (unsigned)version, cls);
+        st = FV_ENOTFOUND;
+    }
+    return st;
+}
+
+static fv_status pg_list_grants(fvd_store *base, const unsigned char device[FV_DEVICE_LEN],
+                                uint64_t after_seq, uint32_t max,
+                                int (*cb)(void *ctx, const fvd_grant *g), void *ctx, int *more,
+                                char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (device == NULL || cb == NULL || more == NULL) {
+        set_err(err, errcap, "list grants: missing argument");
+        return FV_EINVAL;
+    }
+    *more = 0;
+    if (after_seq > (uint64_t)INT64_MAX) return FV_OK; /* no seq is that large */
+    params p = {0};
+    p_bytes(&p, device, FV_DEVICE_LEN);
+    p_i8(&p, (int64_t)after_seq);
+    p_i8(&p, (int64_t)max + 1); /* one more: is there more? */
+    PGresult *r = NULL;
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) r = run_stmt(s, ST_GRANT_LIST, &p, &st, "list grants", err, errcap);
+    } while (retry_after(s, st, &attempt));
+    if (r == NULL) return st;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        if ((uint32_t)i == max) {
+            *more = 1;
+            break;
+        }
+        fvd_grant g;
+        memset(&g, 0, sizeof g);
+        int cls;
+        uint64_t v;
+        if (c_u64(r, i, 0, &g.seq) || c_fixed(r, i, 1, g.device, FV_DEVICE_LEN) ||
+            c_text(r, i, 2, g.team, sizeof g.team) || c_i2(r, i, 3, &cls) ||
+            c_u64(r, i, 4, &v) || v < 1 || v > UINT32_MAX || c_fixed(r, i, 5, g.sealed, 80) ||
+            c_fixed(r, i, 6, g.sig, 64)) {
+            set_err(err, errcap, "list grants: malformed grants row in PostgreSQL");
+            st = FV_EIO;
+            break;
+        }
+        g.cls = cls;
+        g.version = (uint32_t)v;
+        if (cb(ctx, &g) != 0) {
+            set_err(err, errcap, "list grants: stopped by the callback at grant %llu",
+                    (unsigned long long)g.seq);
+            st = FV_EIO;
+            break;
+        }
+    }
+    PQclear(r);
+    if (st != FV_OK) *more = 0;
+    return st;
+}
+
 /* ---- open and close ----------------------------------------------------------- */
 
 static void pg_close(fvd_store *base)
@@ -1404,6 +1769,13 @@ static const fvd_store_ops pg_ops = {
     .get_value_before = pg_get_value_before,
     .row_fields = pg_row_fields,
     .customer_rows = pg_customer_rows,
+    .set_admin_key = pg_set_admin_key,
+    .get_admin_key = pg_get_admin_key,
+    .put_team_key = pg_put_team_key,
+    .current_key_version = pg_current_key_version,
+    .list_team_keys = pg_list_team_keys,
+    .put_grant = pg_put_grant,
+    .list_grants = pg_list_grants,
 };
 
 fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap)

@@ -24,7 +24,16 @@
  * order = rowid); nonces (device, nonce, seen_ms); log (seq INTEGER PRIMARY
  * KEY = the server sequence number; rows are never deleted, so a new seq is
  * always above every earlier one); versions ((tbl, row_id, field) -> hlc,
- * device, base_hlc: each field's current version).  Values are stored
+ * device, base_hlc: each field's current version).  Field keys (schema 2):
+ * admin_key (one row: the admin's public key); team_keys ((team, cls,
+ * version) -> key id, created_ms: public facts only); grants (seq INTEGER
+ * PRIMARY KEY, numbered like the log; one per (device, team, cls,
+ * version); sealed boxes and signatures, never a key in clear).
+ *
+ * Schema versions: meta('schema') is 2.  A version-1 file (before field
+ * keys) is upgraded when opened: the new tables are created (every
+ * statement of the schema is IF NOT EXISTS) and the version set to 2 in
+ * the same transaction; a file of a newer fvd is refused.  Values are stored
  * typed - kind plus a text, real or blob (sealed) or NULL, in a column
  * without affinity - so a pull returns exactly what was pushed.  64-bit
  * unsigned quantities (hlc, device_seq, batch seq) are stored as their
@@ -39,13 +48,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "store.h"
 #include "wire.h"
 
 #define BUSY_TIMEOUT_MS 30000
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* Purge old nonces at most this often per handle. */
 #define NONCE_PURGE_EVERY_MS 30000
 
@@ -74,7 +84,24 @@ static const char SCHEMA[] =
     "  tbl TEXT NOT NULL, row_id BLOB NOT NULL, field TEXT NOT NULL,"
     "  hlc INTEGER NOT NULL, device BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
     "  PRIMARY KEY(tbl, row_id, field)) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1);";
+    /* schema 2: field keys */
+    "CREATE TABLE IF NOT EXISTS admin_key("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS team_keys("
+    "  team TEXT NOT NULL, cls INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  key_id BLOB NOT NULL, created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(team, cls, version)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS grants("
+    "  seq INTEGER PRIMARY KEY, device BLOB NOT NULL REFERENCES devices(id),"
+    "  team TEXT NOT NULL, cls INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  sealed BLOB NOT NULL, sig BLOB NOT NULL,"
+    "  UNIQUE(device, team, cls, version),"
+    "  FOREIGN KEY(team, cls, version) REFERENCES team_keys(team, cls, version));"
+    "CREATE INDEX IF NOT EXISTS grants_by_device ON grants(device, seq);"
+    "CREATE INDEX IF NOT EXISTS grants_by_key ON grants(team, cls, version);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 2);"
+    /* a version-1 store gets the tables above and becomes version 2 */
+    "UPDATE meta SET value = 2 WHERE key = 'schema' AND value = 1;";
 
 #define DEVICE_COLUMNS                                                                         \
     "d.id, d.public_key, d.name, d.user, u.role, u.team, d.revoked, d.last_batch_seq, "       \
@@ -103,6 +130,13 @@ enum {
     S_VALUE_BEFORE,
     S_ROW_FIELDS,
     S_CUSTOMER_ROWS,
+    S_ADMIN_SET,
+    S_ADMIN_GET,
+    S_TKEY_ADD,
+    S_TKEY_CUR,
+    S_TKEY_LIST,
+    S_GRANT_ADD,
+    S_GRANT_LIST,
     S_COUNT
 };
 
@@ -144,6 +178,20 @@ static const char *const SQL[S_COUNT] = {
                      "WHERE m.tbl = l.tbl AND m.row_id = l.row_id AND m.field = l.field)",
     [S_CUSTOMER_ROWS] = "SELECT DISTINCT tbl, row_id FROM log WHERE field = 'customer_id' "
                         "AND value = ?1",
+    [S_ADMIN_SET] = "INSERT INTO admin_key(id, public_key) VALUES(1, ?1) "
+                    "ON CONFLICT(id) DO NOTHING",
+    [S_ADMIN_GET] = "SELECT public_key FROM admin_key WHERE id = 1",
+    [S_TKEY_ADD] = "INSERT INTO team_keys(team, cls, version, key_id, created_ms) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_TKEY_CUR] = "SELECT coalesce(max(version), 0) FROM team_keys WHERE team = ?1 AND cls = ?2",
+    [S_TKEY_LIST] = "SELECT k.team, k.cls, k.version, k.key_id, k.created_ms, "
+                    "(SELECT count(*) FROM grants g WHERE g.team = k.team AND g.cls = k.cls "
+                    "AND g.version = k.version) FROM team_keys k ORDER BY k.team, k.cls, k.version",
+    [S_GRANT_ADD] = "INSERT INTO grants(device, team, cls, version, sealed, sig) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+                    "ON CONFLICT(device, team, cls, version) DO NOTHING",
+    [S_GRANT_LIST] = "SELECT seq, device, team, cls, version, sealed, sig FROM grants "
+                     "WHERE device = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
 };
 
 typedef struct sq_store {
@@ -851,11 +899,220 @@ static fv_status sq_head(fvd_store *s, uint64_t *seq, char *err, size_t errcap)
     return st;
 }
 
+/* ---- Field keys ---- */
+
+static int key_args_ok(const char *team, int cls, uint32_t version)
+{
+    return team != NULL && name_ok(team, FVD_NAME_MAX) && (cls == FV_CLASS_PII ||
+           cls == FV_CLASS_CONFIDENTIAL) && version >= 1;
+}
+
+static fv_status sq_get_admin_key(fvd_store *s, unsigned char pk[32], int *found, char *err,
+                                  size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (pk == NULL || found == NULL) return fail(err, errcap, FV_EINVAL, "admin key: bad argument");
+    *found = 0;
+    sqlite3_stmt *g = stmt(q, S_ADMIN_GET);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (col_blob(g, 0, pk, 32) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: the admin key row is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading the admin key", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+static fv_status sq_set_admin_key(fvd_store *s, const unsigned char pk[32], char *err,
+                                  size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (pk == NULL) return fail(err, errcap, FV_EINVAL, "admin key: no key");
+    sqlite3_stmt *a = stmt(q, S_ADMIN_SET);
+    bind_blob(a, 1, pk, 32);
+    int rc = sqlite3_step(a);
+    done(a);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, "recording the admin key", err, errcap);
+    /* inserted, or there was one: the same key is fine, another is not */
+    unsigned char cur[32];
+    int found = 0;
+    fv_status st = sq_get_admin_key(s, cur, &found, err, errcap);
+    if (st != FV_OK) return st;
+    if (!found) return fail(err, errcap, FV_EIO, "sqlite store: the admin key did not stick");
+    if (sodium_memcmp(cur, pk, 32) != 0)
+        return fail(err, errcap, FV_EEXIST, "this store has another admin key already");
+    return FV_OK;
+}
+
+static fv_status sq_put_team_key(fvd_store *s, const char *team, int cls, uint32_t version,
+                                 const unsigned char key_id[8], int64_t created_ms, char *err,
+                                 size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (!key_args_ok(team, cls, version) || key_id == NULL)
+        return fail(err, errcap, FV_EINVAL, "team key: bad team, class, version or key id");
+    sqlite3_stmt *a = stmt(q, S_TKEY_ADD);
+    bind_text(a, 1, team);
+    sqlite3_bind_int(a, 2, cls);
+    sqlite3_bind_int64(a, 3, (sqlite3_int64)version);
+    bind_blob(a, 4, key_id, 8);
+    sqlite3_bind_int64(a, 5, created_ms);
+    int rc = sqlite3_step(a);
+    done(a);
+    if (rc == SQLITE_DONE) return FV_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return fail(err, errcap, FV_EEXIST, "team %s has key version %u of class %d already",
+                    team, (unsigned)version, cls);
+    return sqfail(q, rc, "recording a team key", err, errcap);
+}
+
+static fv_status sq_current_key_version(fvd_store *s, const char *team, int cls,
+                                        uint32_t *version, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (team == NULL || version == NULL || (cls != FV_CLASS_PII && cls != FV_CLASS_CONFIDENTIAL))
+        return fail(err, errcap, FV_EINVAL, "key version: bad argument");
+    *version = 0;
+    sqlite3_stmt *g = stmt(q, S_TKEY_CUR);
+    bind_text(g, 1, team);
+    sqlite3_bind_int(g, 2, cls);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(g, 0);
+        if (v < 0 || v > (sqlite3_int64)UINT32_MAX)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a key version is out of bounds");
+        else *version = (uint32_t)v;
+    } else {
+        st = sqfail(q, rc, "reading a key version", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+static fv_status sq_list_team_keys(fvd_store *s, int (*cb)(void *ctx, const fvd_team_key *k),
+                                   void *ctx, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (cb == NULL) return fail(err, errcap, FV_EINVAL, "list keys: no callback");
+    sqlite3_stmt *l = stmt(q, S_TKEY_LIST);
+    fv_status st = FV_OK;
+    for (;;) {
+        int rc = sqlite3_step(l);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            st = sqfail(q, rc, "listing team keys", err, errcap);
+            break;
+        }
+        fvd_team_key k;
+        memset(&k, 0, sizeof k);
+        sqlite3_int64 v = sqlite3_column_int64(l, 2);
+        k.cls = sqlite3_column_int(l, 1);
+        if (col_text(l, 0, k.team, sizeof k.team) != 0 || col_blob(l, 3, k.key_id, 8) != 0 ||
+            v < 1 || v > (sqlite3_int64)UINT32_MAX) {
+            st = fail(err, errcap, FV_EIO, "sqlite store: a team_keys row is out of bounds");
+            break;
+        }
+        k.version = (uint32_t)v;
+        k.created_ms = sqlite3_column_int64(l, 4);
+        k.grants = col_u64(l, 5);
+        if (cb(ctx, &k) != 0) break;
+    }
+    done(l);
+    return st;
+}
+
+static fv_status sq_put_grant(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                              const char *team, int cls, uint32_t version,
+                              const unsigned char sealed[80], const unsigned char sig[64],
+                              int *inserted, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (device == NULL || !key_args_ok(team, cls, version) || sealed == NULL || sig == NULL ||
+        inserted == NULL)
+        return fail(err, errcap, FV_EINVAL, "put grant: bad argument");
+    *inserted = 0;
+    /* One statement: the writer lock numbers grants in commit order. */
+    sqlite3_stmt *a = stmt(q, S_GRANT_ADD);
+    bind_blob(a, 1, device, FV_DEVICE_LEN);
+    bind_text(a, 2, team);
+    sqlite3_bind_int(a, 3, cls);
+    sqlite3_bind_int64(a, 4, (sqlite3_int64)version);
+    bind_blob(a, 5, sealed, 80);
+    bind_blob(a, 6, sig, 64);
+    int rc = sqlite3_step(a);
+    done(a);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return fail(err, errcap, FV_ENOTFOUND, "put grant: unknown device, or team %s has no "
+                    "published key version %u of class %d", team, (unsigned)version, cls);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, "recording a grant", err, errcap);
+    *inserted = sqlite3_changes(q->db) > 0;
+    return FV_OK;
+}
+
+static fv_status sq_list_grants(fvd_store *s, const unsigned char device[FV_DEVICE_LEN],
+                                uint64_t after_seq, uint32_t max,
+                                int (*cb)(void *ctx, const fvd_grant *g), void *ctx, int *more,
+                                char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (device == NULL || cb == NULL || more == NULL)
+        return fail(err, errcap, FV_EINVAL, "list grants: bad argument");
+    *more = 0;
+    if (after_seq > (uint64_t)INT64_MAX) return FV_OK; /* no seq is that large */
+    sqlite3_stmt *l = stmt(q, S_GRANT_LIST);
+    bind_blob(l, 1, device, FV_DEVICE_LEN);
+    sqlite3_bind_int64(l, 2, (sqlite3_int64)after_seq);
+    sqlite3_bind_int64(l, 3, (sqlite3_int64)max + 1); /* one more: is there more? */
+    fv_status st = FV_OK;
+    uint32_t n = 0;
+    for (;;) {
+        int rc = sqlite3_step(l);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            st = sqfail(q, rc, "listing grants", err, errcap);
+            break;
+        }
+        if (n == max) {
+            *more = 1;
+            break;
+        }
+        fvd_grant g;
+        memset(&g, 0, sizeof g);
+        g.seq = col_u64(l, 0);
+        g.cls = sqlite3_column_int(l, 3);
+        sqlite3_int64 v = sqlite3_column_int64(l, 4);
+        if (col_blob(l, 1, g.device, sizeof g.device) != 0 ||
+            col_text(l, 2, g.team, sizeof g.team) != 0 || col_blob(l, 5, g.sealed, 80) != 0 ||
+            col_blob(l, 6, g.sig, 64) != 0 || v < 1 || v > (sqlite3_int64)UINT32_MAX) {
+            st = fail(err, errcap, FV_EIO, "sqlite store: grant %llu is out of bounds",
+                      (unsigned long long)g.seq);
+            break;
+        }
+        g.version = (uint32_t)v;
+        if (cb(ctx, &g) != 0) {
+            st = fail(err, errcap, FV_EIO, "list grants: the callback stopped at grant %llu",
+                      (unsigned long long)g.seq);
+            break;
+        }
+        n++;
+    }
+    done(l);
+    if (st != FV_OK) *more = 0;
+    return st;
+}
+
 static const fvd_store_ops sqlite_ops = {
     "sqlite",          sq_close,      sq_add_user,     sq_enroll,     sq_get_device,
     sq_touch_device,   sq_revoke_device, sq_list_devices, sq_use_nonce, sq_push_begin,
     sq_get_version,    sq_append,     sq_set_batch,    sq_push_end,   sq_pull,
     sq_head,           sq_get_value,  sq_get_value_before, sq_row_fields, sq_customer_rows,
+    sq_set_admin_key,  sq_get_admin_key, sq_put_team_key, sq_current_key_version,
+    sq_list_team_keys, sq_put_grant,  sq_list_grants,
 };
 
 /* ---- Open ---- */

@@ -12,7 +12,9 @@
  *  5. a revoked device's next sync erases its store; fvd refuses it after;
  *  6. 100,000 changes pulled in bounded batches with flat memory, and with a
  *     time box far shorter than the whole pull, repeated syncs finish it,
- *     each stopping within about one batch of its deadline, nothing twice.
+ *     each stopping within about one batch of its deadline, nothing twice;
+ *  then access control (issue 5): scopes, reassignment, and field
+ *  encryption (sealed values, grants, moved ciphertexts, rotation).
  * (3 and 7, replays and hostile bodies, are in test_fvd.)
  */
 #include <setjmp.h>
@@ -32,7 +34,9 @@
 #include <unistd.h>
 
 #include "fieldvault.h"
+#include "fieldcrypt.h"
 #include "internal.h"
+#include "platform.h"
 #include "pgutil.h"
 #include "testutil.h"
 
@@ -799,6 +803,321 @@ static void test_reassignment(void **state)
     device_close(&b);
 }
 
+/* ---- 7. field encryption ------------------------------------------------- */
+
+/* Every request and answer body of the syncs that go through it. */
+static unsigned char *captured;
+static size_t captured_len, captured_cap;
+
+static void capture(const unsigned char *b, size_t n)
+{
+    if (b == NULL || n == 0) return;
+    if (captured_len + n > captured_cap) {
+        size_t cap = captured_cap ? captured_cap : 1 << 16;
+        while (cap < captured_len + n) cap *= 2;
+        captured = realloc(captured, cap);
+        assert_non_null(captured);
+        captured_cap = cap;
+    }
+    memcpy(captured + captured_len, b, n);
+    captured_len += n;
+}
+
+static int capture_post(void *ctx, const fv_http_request *req, fv_http_response *resp, char *err,
+                        size_t errcap)
+{
+    capture(req->body, req->body_len);
+    int rc = fv_platform_http_post(ctx, req, resp, err, errcap);
+    if (rc == 0) capture(resp->body, resp->body_len);
+    return rc;
+}
+
+static fv_sync_result sync_captured(device *d)
+{
+    void *conn = fv_platform_http_open();
+    assert_non_null(conn);
+    fv_sync_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.http = capture_post;
+    cfg.http_ctx = conn;
+    fv_sync_result r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    fv_status st = fv_sync(d->db, &cfg, &r);
+    if (st != FV_OK) fprintf(stderr, "sync: status %d: %s\n", st, fv_errmsg(d->db));
+    assert_int_equal(st, FV_OK);
+    fv_platform_http_close(conn);
+    return r;
+}
+
+/* fvd admin ... keys VERB TEAM [CLASS], with the admin passphrase. */
+static void keys_admin(const fx *f, const char *verb, const char *team, const char *cls)
+{
+    char *keyfile = tu_path(f->dir, "fvd-admin.keys");
+    const char *argv[] = {FVD_BIN, "admin", store_flag(&f->b), store_arg(&f->b), "--admin-keys",
+                          keyfile, "keys", verb, team, cls, NULL};
+    const char *env[] = {"FV_ADMIN_PASSPHRASE=admin passphrase", NULL};
+    tu_result r = tu_run(argv, env, NULL);
+    if (r.exit_code != 0) fprintf(stderr, "keys %s: %s%s\n", verb, r.out, r.err);
+    assert_int_equal(r.exit_code, 0);
+    tu_result_free(&r);
+    free(keyfile);
+}
+
+static size_t nkeys(fv_db *db)
+{
+    size_t n = 99;
+    assert_int_equal(fv_field_keys(db, NULL, 0, &n), FV_OK);
+    return n;
+}
+
+/* The status of reading table.field of id on db (text fields). */
+static fv_status read_field(fv_db *db, const char *table, const char *id, const char *field,
+                            const char *want)
+{
+    fv_record *r;
+    assert_int_equal(fv_get(db, table, id, &r), FV_OK);
+    const char *v = NULL;
+    fv_status st = fv_record_get_text(r, field, &v);
+    if (st == FV_OK && want != NULL) {
+        assert_non_null(v);
+        assert_string_equal(v, want);
+    }
+    fv_record_free(r);
+    return st;
+}
+
+static void set_field(fv_db *db, const char *table, const char *id, const char *field,
+                      const char *value)
+{
+    fv_record *r;
+    assert_int_equal(fv_get(db, table, id, &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, field, value), FV_OK);
+    assert_int_equal(fv_update(db, r), FV_OK);
+    fv_record_free(r);
+}
+
+/* The sealed outbox value of table.field of id (malloc'd), and its key
+ * version. */
+static unsigned char *outbox_sealed(fv_db *db, const char *table, const char *id,
+                                    const char *field, size_t *len, uint32_t *version)
+{
+    unsigned char rid[16];
+    assert_true(fv__uuid_parse(id, rid));
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db->sql,
+                                        "SELECT value FROM fv_outbox WHERE tbl = ?1 AND row_id = ?2"
+                                        " AND field = ?3 ORDER BY seq DESC LIMIT 1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, rid, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_type(s, 0), SQLITE_BLOB); /* sealed, never plaintext */
+    *len = (size_t)sqlite3_column_bytes(s, 0);
+    unsigned char *b = malloc(*len);
+    memcpy(b, sqlite3_column_blob(s, 0), *len);
+    sqlite3_finalize(s);
+    fv__sealed_hdr h;
+    assert_int_equal(fv__fc_parse(b, *len, &h), 0);
+    *version = h.version;
+    return b;
+}
+
+/* A change crafted past the API: table.field of id := blob, straight into
+ * the outbox (what a tampering device could send). */
+static void craft(fv_db *db, const char *table, const char *id, const char *field,
+                  const unsigned char *blob, size_t len)
+{
+    unsigned char rid[16];
+    assert_true(fv__uuid_parse(id, rid));
+    uint64_t hlc;
+    assert_int_equal(fv__hlc_next(db, &hlc), FV_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db->sql,
+                                        "INSERT INTO fv_outbox(tbl, row_id, field, value, hlc,"
+                                        " base_hlc) VALUES(?1, ?2, ?3, ?4, ?5, 0)",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, rid, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)hlc);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+}
+
+#define MARK_BUDGET "MARKERBUDGET-SEALED-5521"
+#define MARK_PHONE "MARKERPHONE-SEALED-0086"
+
+/* Issue 5, done-means 1, 5 and 6: protected values are sealed on the
+ * writing device with the team's field key; fvd and the wire see only
+ * ciphertext; a moved ciphertext fails authentication on every device;
+ * after a rotation new values use the new key version and old ones still
+ * read; a device enrolled after the grant sees protected fields redacted
+ * until the next grant, never an error. */
+static void test_field_encryption(void **state)
+{
+    fx *f = *state;
+    static const struct { const char *user, *role, *team; } who[] = {
+        {"ana", "rep", "east"}, {"lou", "lead", "east"},     {"sam", "service", "east"},
+        {"dee", "director", "west"}, {"wes", "rep", "west"}, {"lea", "lead", "east"},
+    };
+    enum { ANA, LOU, SAM, DEE, WES, LEA, N };
+    device d[N];
+    for (int i = 0; i < LEA; i++) { /* lea joins later */
+        device_open(&d[i], f->dir, who[i].user, 1);
+        char *code = add_user(&f->b, who[i].user, who[i].role, who[i].team);
+        assert_int_equal(fv_enroll(d[i].db, f->s.base, code, NULL), FV_OK);
+        free(code);
+    }
+    keys_admin(f, "init", "east", NULL);
+    captured_len = 0;
+    for (int i = 0; i < LEA; i++) (void)sync_captured(&d[i]);
+    /* grants: rep and lead of east both classes, service pii only, a
+     * director of any team both, a rep of west none */
+    assert_int_equal(nkeys(d[ANA].db), 2);
+    assert_int_equal(nkeys(d[LOU].db), 2);
+    assert_int_equal(nkeys(d[SAM].db), 1);
+    assert_int_equal(nkeys(d[DEE].db), 2);
+    assert_int_equal(nkeys(d[WES].db), 0);
+
+    /* rep A records a customer with a budget, a contact with a phone */
+    char *cust = new_customer(d[ANA].db, "Sealed Co");
+    set_field(d[ANA].db, "customer", cust, "budget", MARK_BUDGET);
+    char *old = new_customer(d[ANA].db, "Old Co");
+    set_field(d[ANA].db, "customer", old, "budget", "budget sealed with v1");
+    char *other = new_customer(d[ANA].db, "Other Co");
+    fv_record *r;
+    assert_int_equal(fv_record_new(d[ANA].db, "contact", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "customer_id", cust), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "name", "Li Wei"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "phone", MARK_PHONE), FV_OK);
+    assert_int_equal(fv_insert(d[ANA].db, r), FV_OK);
+    char *contact = strdup(fv_record_id(r));
+    fv_record_free(r);
+    size_t blen, plen;
+    uint32_t ver;
+    unsigned char *budget_blob = outbox_sealed(d[ANA].db, "customer", cust, "budget", &blen, &ver);
+    assert_int_equal(ver, 1);
+    unsigned char *phone_blob = outbox_sealed(d[ANA].db, "contact", contact, "phone", &plen, &ver);
+    assert_int_equal(ver, 1);
+    (void)sync_captured(&d[ANA]);
+    for (int i = LOU; i < LEA; i++) (void)sync_captured(&d[i]);
+
+    /* the lead and a director of another team read the budget */
+    assert_int_equal(read_field(d[LOU].db, "customer", cust, "budget", MARK_BUDGET), FV_OK);
+    assert_int_equal(read_field(d[DEE].db, "customer", cust, "budget", MARK_BUDGET), FV_OK);
+    /* the service agent: the customer and the phone, the budget redacted,
+     * and no trace of the budget in its store, decrypted through the API */
+    assert_int_equal(read_field(d[SAM].db, "customer", cust, "budget", NULL), FV_EACCES);
+    assert_int_equal(read_field(d[SAM].db, "contact", contact, "phone", MARK_PHONE), FV_OK);
+    char *state_file = tu_path(f->dir, "sam-sealed.fvc");
+    assert_int_equal(fv_changes_export_file(d[SAM].db, state_file, FV_EXPORT_ALL, NULL), FV_OK);
+    size_t len;
+    unsigned char *bytes = tu_read_file(state_file, &len);
+    assert_false(contains(bytes, len, MARK_BUDGET));
+    free(bytes);
+    assert_int_equal(count_customers(d[WES].db), 0);
+    /* fvd's store files and every HTTP body: ciphertext only */
+    const char *server_dir = f->b.pg ? cluster.dir : f->b.data;
+    assert_false(tu_tree_contains(server_dir, MARK_BUDGET, strlen(MARK_BUDGET)));
+    assert_false(tu_tree_contains(server_dir, MARK_PHONE, strlen(MARK_PHONE)));
+    assert_true(captured_len > 0);
+    assert_false(contains(captured, captured_len, MARK_BUDGET));
+    assert_false(contains(captured, captured_len, MARK_PHONE));
+    assert_true(contains(captured, captured_len, "Sealed Co")); /* the capture works */
+
+    /* 5: a ciphertext moved to another customer's budget, to another field
+     * of the same class, or the phone's to the e-mail field, fails
+     * authentication on every device that holds the key; moved to a field
+     * of another class, fvd refuses it */
+    craft(d[ANA].db, "customer", other, "budget", budget_blob, blen);
+    craft(d[ANA].db, "customer", cust, "decision_chain", budget_blob, blen);
+    craft(d[ANA].db, "contact", contact, "email", phone_blob, plen);
+    craft(d[ANA].db, "contact", contact, "phone", budget_blob, blen);
+    fv_sync_result res = sync_captured(&d[ANA]);
+    assert_int_equal(res.rejected, 1);
+    for (int i = LOU; i < LEA; i++) (void)sync_captured(&d[i]);
+    (void)sync_captured(&d[ANA]);
+    const int holders[] = {ANA, LOU, DEE};
+    for (size_t k = 0; k < 3; k++) {
+        fv_db *db = d[holders[k]].db;
+        assert_int_equal(read_field(db, "customer", other, "budget", NULL), FV_ECORRUPT);
+        assert_int_equal(read_field(db, "customer", other, "name", "Other Co"), FV_OK);
+        assert_int_equal(read_field(db, "customer", cust, "decision_chain", NULL), FV_ECORRUPT);
+        assert_int_equal(read_field(db, "customer", cust, "budget", MARK_BUDGET), FV_OK);
+        assert_int_equal(read_field(db, "contact", contact, "email", NULL), FV_ECORRUPT);
+        assert_int_equal(read_field(db, "contact", contact, "phone", MARK_PHONE), FV_OK);
+    }
+    assert_int_equal(read_field(d[SAM].db, "contact", contact, "email", NULL), FV_ECORRUPT);
+    assert_int_equal(read_field(d[SAM].db, "contact", contact, "phone", MARK_PHONE), FV_OK);
+
+    /* a lead enrolled after the grant: protected fields redacted, no error */
+    device_open(&d[LEA], f->dir, "lea", 1);
+    char *code = add_user(&f->b, "lea", "lead", "east");
+    assert_int_equal(fv_enroll(d[LEA].db, f->s.base, code, NULL), FV_OK);
+    free(code);
+    (void)sync_captured(&d[LEA]);
+    assert_int_equal(nkeys(d[LEA].db), 0);
+    assert_int_equal(read_field(d[LEA].db, "customer", cust, "name", "Sealed Co"), FV_OK);
+    assert_int_equal(read_field(d[LEA].db, "customer", cust, "budget", NULL), FV_EACCES);
+    int red = 0;
+    assert_int_equal(fv_get(d[LEA].db, "customer", cust, &r), FV_OK);
+    assert_int_equal(fv_record_redacted(r, "budget", &red), FV_OK);
+    assert_int_equal(red, 1);
+    fv_record_free(r);
+    keys_admin(f, "grant", "east", NULL);
+    (void)sync_captured(&d[LEA]);
+    assert_int_equal(nkeys(d[LEA].db), 2);
+    assert_int_equal(read_field(d[LEA].db, "customer", cust, "budget", MARK_BUDGET), FV_OK);
+
+    /* 6: rotation.  New budgets use v2; old ones still read everywhere */
+    keys_admin(f, "rotate", "east", "confidential");
+    for (int i = 0; i < N; i++) (void)sync_captured(&d[i]);
+    assert_int_equal(nkeys(d[ANA].db), 3);
+    assert_int_equal(nkeys(d[SAM].db), 1);
+    set_field(d[ANA].db, "customer", cust, "budget", "MARKERBUDGET-V2");
+    unsigned char *b2 = outbox_sealed(d[ANA].db, "customer", cust, "budget", &blen, &ver);
+    assert_int_equal(ver, 2);
+    free(b2);
+    (void)sync_captured(&d[ANA]);
+    for (int i = LOU; i < N; i++) (void)sync_captured(&d[i]);
+    const int readers[] = {LOU, DEE, LEA};
+    for (size_t k = 0; k < 3; k++) {
+        fv_db *db = d[readers[k]].db;
+        assert_int_equal(read_field(db, "customer", cust, "budget", "MARKERBUDGET-V2"), FV_OK);
+        assert_int_equal(read_field(db, "customer", old, "budget", "budget sealed with v1"), FV_OK);
+    }
+    /* the re-encryption pass moves the old value to v2 too */
+    size_t rewritten = 0;
+    assert_int_equal(fv_field_reencrypt(d[ANA].db, &rewritten), FV_OK);
+    assert_true(rewritten >= 2);
+    b2 = outbox_sealed(d[ANA].db, "customer", old, "budget", &blen, &ver);
+    assert_int_equal(ver, 2);
+    free(b2);
+    (void)sync_captured(&d[ANA]);
+    (void)sync_captured(&d[LOU]);
+    assert_int_equal(read_field(d[LOU].db, "customer", old, "budget", "budget sealed with v1"),
+                     FV_OK);
+    assert_false(contains(captured, captured_len, "budget sealed with v1"));
+
+    for (int i = 0; i < N; i++) device_close(&d[i]);
+    free(budget_blob);
+    free(phone_blob);
+    free(state_file);
+    free(cust);
+    free(old);
+    free(other);
+    free(contact);
+    free(captured);
+    captured = NULL;
+    captured_len = captured_cap = 0;
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -823,6 +1142,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_scopes, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reassignment, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_reassignment, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_field_encryption, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_field_encryption, setup_pg, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

@@ -12,6 +12,13 @@
  *  - push transactions: get_version / append / set_batch / commit; a
  *    rollback leaves nothing; server sequence numbers gapless and in order;
  *  - pull: cursor, max, more, last_seq, exact values of every kind; head.
+ *  - field keys: the admin key is set once (same key again fine, another
+ *    refused); team key versions (duplicates refused, current version,
+ *    listing in byte order with grant counts); grants idempotent per
+ *    (device, team, class, version), numbered in order, listed per device
+ *    after a cursor in pages with `more`; references to an unknown device or
+ *    an unpublished key refused; a schema-1 store is upgraded to 2 when
+ *    opened.
  *
  * PostgreSQL only: two handles (two fvd processes) pushing from two threads
  * while a third pulls -> every change lands, sequence numbers are unique
@@ -38,6 +45,7 @@
 
 #include <libpq-fe.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "pgutil.h"
 #include "store.h"
@@ -910,6 +918,281 @@ static void test_empty(void **state)
     CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
 }
 
+/* ---- field keys ---------------------------------------------------------------- */
+
+static void key_id_of(unsigned char id[8], const char *team, int cls, uint32_t v)
+{
+    memset(id, 0, 8);
+    id[0] = (unsigned char)cls;
+    id[1] = (unsigned char)v;
+    memcpy(id + 2, team, strnlen(team, 6));
+}
+
+static void grant_bytes(unsigned char sealed[80], unsigned char sig[64], unsigned n)
+{
+    for (int i = 0; i < 80; i++) sealed[i] = (unsigned char)(n * 7u + (unsigned)i);
+    for (int i = 0; i < 64; i++) sig[i] = (unsigned char)(n * 13u + (unsigned)i + 1);
+}
+
+typedef struct keys_seen {
+    fvd_team_key k[16];
+    size_t n, stop_after;
+} keys_seen;
+
+static int keys_cb(void *ctx, const fvd_team_key *k)
+{
+    keys_seen *l = ctx;
+    if (l->n < 16) l->k[l->n] = *k;
+    l->n++;
+    return l->stop_after > 0 && l->n == l->stop_after;
+}
+
+typedef struct grants_seen {
+    fvd_grant g[16];
+    size_t n, stop_after;
+} grants_seen;
+
+static int grants_cb(void *ctx, const fvd_grant *g)
+{
+    grants_seen *l = ctx;
+    if (l->stop_after > 0 && l->n == l->stop_after) return -1;
+    if (l->n < 16) l->g[l->n] = *g;
+    l->n++;
+    return 0;
+}
+
+static void put_key(fvd_store *s, const char *team, int cls, uint32_t v, int64_t created)
+{
+    char err[512];
+    unsigned char id[8];
+    key_id_of(id, team, cls, v);
+    CHECK(FV_OK, s->ops->put_team_key(s, team, cls, v, id, created, E));
+}
+
+/* Grant n of (team, cls, v) to device dev; returns *inserted. */
+static int grant(fvd_store *s, unsigned dev, const char *team, int cls, uint32_t v, unsigned n)
+{
+    char err[512];
+    unsigned char id[16], sealed[80], sig[64];
+    make_id(id, dev);
+    grant_bytes(sealed, sig, n);
+    int inserted = -1;
+    CHECK(FV_OK, s->ops->put_grant(s, id, team, cls, v, sealed, sig, &inserted, E));
+    return inserted;
+}
+
+static void test_field_keys(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    const int PII = FV_CLASS_PII, CONF = FV_CLASS_CONFIDENTIAL;
+
+    /* The admin key: none, then set once. */
+    unsigned char pk[32], other[32], got[32];
+    int found = -1;
+    CHECK(FV_OK, s->ops->get_admin_key(s, got, &found, E));
+    assert_int_equal(found, 0);
+    memset(pk, 0xa1, sizeof pk);
+    memset(other, 0xb2, sizeof other);
+    CHECK(FV_OK, s->ops->set_admin_key(s, pk, E));
+    CHECK(FV_OK, s->ops->set_admin_key(s, pk, E));
+    CHECK(FV_EEXIST, s->ops->set_admin_key(s, other, E));
+    assert_true(strlen(err) > 0);
+    fvd_store *s2 = open_handle(f);
+    CHECK(FV_EEXIST, s2->ops->set_admin_key(s2, other, E));
+    CHECK(FV_OK, s2->ops->get_admin_key(s2, got, &found, E));
+    assert_int_equal(found, 1);
+    assert_memory_equal(got, pk, 32);
+
+    /* Team keys. */
+    uint32_t v = 99;
+    CHECK(FV_OK, s->ops->current_key_version(s, "east", PII, &v, E));
+    assert_true(v == 0);
+    const char *sud = "S\xc3\xbc" "d \xe5\x8d\x97"; /* "Süd 南" */
+    put_key(s, "east", PII, 1, 1000);
+    put_key(s, "east", CONF, 1, 1001);
+    put_key(s2, "east", CONF, 2, 2002);
+    put_key(s, "west", PII, 1, 1003);
+    put_key(s, sud, CONF, 1, 1004);
+    unsigned char id[8];
+    key_id_of(id, "east", PII, 1);
+    CHECK(FV_EEXIST, s->ops->put_team_key(s, "east", PII, 1, id, 5, E));
+    assert_true(strlen(err) > 0);
+    char long_team[FVD_NAME_MAX + 2];
+    memset(long_team, 't', sizeof long_team - 1);
+    long_team[FVD_NAME_MAX + 1] = '\0';
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, "east", 0, 1, id, 5, E));
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, "east", 3, 1, id, 5, E));
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, "east", PII, 0, id, 5, E));
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, "", PII, 1, id, 5, E));
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, long_team, PII, 1, id, 5, E));
+    CHECK(FV_EINVAL, s->ops->put_team_key(s, "east", PII, 1, NULL, 5, E));
+    CHECK(FV_OK, s->ops->current_key_version(s, "east", PII, &v, E));
+    assert_true(v == 1);
+    CHECK(FV_OK, s2->ops->current_key_version(s2, "east", CONF, &v, E));
+    assert_true(v == 2);
+    CHECK(FV_OK, s->ops->current_key_version(s, "west", CONF, &v, E));
+    assert_true(v == 0);
+    CHECK(FV_OK, s->ops->current_key_version(s, "nobody", PII, &v, E));
+    assert_true(v == 0);
+    CHECK(FV_EINVAL, s->ops->current_key_version(s, "east", 0, &v, E));
+
+    /* Grants: one per (device, team, class, version). */
+    user_with_device(s, "alice", 1);
+    user_with_device(s, "bob", 2);
+    assert_int_equal(grant(s, 1, "east", PII, 1, 1), 1);
+    assert_int_equal(grant(s, 1, "east", PII, 1, 99), 0); /* kept as it was */
+    assert_int_equal(grant(s2, 2, "east", PII, 1, 2), 1);
+    assert_int_equal(grant(s, 1, "east", CONF, 1, 3), 1);
+    assert_int_equal(grant(s2, 1, "east", CONF, 2, 4), 1);
+    assert_int_equal(grant(s, 1, "west", PII, 1, 5), 1);
+    assert_int_equal(grant(s, 1, sud, CONF, 1, 6), 1);
+    unsigned char dev1[16], nodev[16], sealed[80], sig[64];
+    make_id(dev1, 1);
+    make_id(nodev, 77);
+    grant_bytes(sealed, sig, 7);
+    int ins = -1;
+    CHECK(FV_ENOTFOUND, s->ops->put_grant(s, nodev, "east", PII, 1, sealed, sig, &ins, E));
+    CHECK(FV_ENOTFOUND, s->ops->put_grant(s, dev1, "east", PII, 7, sealed, sig, &ins, E));
+    CHECK(FV_ENOTFOUND, s->ops->put_grant(s, dev1, "north", CONF, 1, sealed, sig, &ins, E));
+    CHECK(FV_EINVAL, s->ops->put_grant(s, dev1, "east", 5, 1, sealed, sig, &ins, E));
+    CHECK(FV_EINVAL, s->ops->put_grant(s, dev1, "east", PII, 0, sealed, sig, &ins, E));
+    CHECK(FV_EINVAL, s->ops->put_grant(s, dev1, "", PII, 1, sealed, sig, &ins, E));
+    CHECK(FV_EINVAL, s->ops->put_grant(s, dev1, "east", PII, 1, NULL, sig, &ins, E));
+
+    /* Device 1's grants, in order, whole and in pages. */
+    grants_seen g;
+    memset(&g, 0, sizeof g);
+    int more = -1;
+    CHECK(FV_OK, s->ops->list_grants(s, dev1, 0, 100, grants_cb, &g, &more, E));
+    assert_int_equal(g.n, 5);
+    assert_int_equal(more, 0);
+    static const struct {
+        const char *team;
+        int cls;
+        uint32_t v;
+        unsigned n;
+    } want[5] = {{"east", 1, 1, 1}, {"east", 2, 1, 3}, {"east", 2, 2, 4}, {"west", 1, 1, 5},
+                 {NULL, 2, 1, 6}};
+    for (size_t i = 0; i < 5; i++) {
+        unsigned char ws[80], wg[64];
+        grant_bytes(ws, wg, want[i].n);
+        assert_memory_equal(g.g[i].device, dev1, 16);
+        assert_string_equal(g.g[i].team, want[i].team ? want[i].team : sud);
+        assert_int_equal(g.g[i].cls, want[i].cls);
+        assert_true(g.g[i].version == want[i].v);
+        assert_memory_equal(g.g[i].sealed, ws, 80);
+        assert_memory_equal(g.g[i].sig, wg, 64);
+        if (i > 0) assert_true(g.g[i].seq > g.g[i - 1].seq);
+    }
+    grants_seen p;
+    memset(&p, 0, sizeof p);
+    CHECK(FV_OK, s->ops->list_grants(s, dev1, 0, 2, grants_cb, &p, &more, E));
+    assert_int_equal(p.n, 2);
+    assert_int_equal(more, 1);
+    CHECK(FV_OK, s2->ops->list_grants(s2, dev1, p.g[1].seq, 2, grants_cb, &p, &more, E));
+    assert_int_equal(p.n, 4);
+    assert_int_equal(more, 1);
+    CHECK(FV_OK, s->ops->list_grants(s, dev1, p.g[3].seq, 2, grants_cb, &p, &more, E));
+    assert_int_equal(p.n, 5);
+    assert_int_equal(more, 0);
+    for (size_t i = 0; i < 5; i++) assert_true(p.g[i].seq == g.g[i].seq);
+    CHECK(FV_OK, s->ops->list_grants(s, dev1, g.g[4].seq, 2, grants_cb, &p, &more, E));
+    assert_int_equal(p.n, 5);
+    assert_int_equal(more, 0);
+    /* Device 2's one grant came between device 1's first two. */
+    unsigned char dev2[16];
+    make_id(dev2, 2);
+    grants_seen q;
+    memset(&q, 0, sizeof q);
+    CHECK(FV_OK, s->ops->list_grants(s, dev2, 0, 100, grants_cb, &q, &more, E));
+    assert_int_equal(q.n, 1);
+    assert_true(q.g[0].seq > g.g[0].seq && q.g[0].seq < g.g[1].seq);
+    CHECK(FV_OK, s->ops->list_grants(s, nodev, 0, 100, grants_cb, &q, &more, E));
+    assert_int_equal(q.n, 1);
+    /* A callback that stops. */
+    memset(&q, 0, sizeof q);
+    q.stop_after = 1;
+    CHECK(FV_EIO, s->ops->list_grants(s, dev1, 0, 100, grants_cb, &q, &more, E));
+    assert_int_equal(more, 0);
+
+    /* The keys, in byte order of team, then class and version, with their
+     * grant counts. */
+    keys_seen l;
+    memset(&l, 0, sizeof l);
+    CHECK(FV_OK, s->ops->list_team_keys(s, keys_cb, &l, E));
+    assert_int_equal(l.n, 5);
+    assert_string_equal(l.k[0].team, sud);
+    assert_string_equal(l.k[1].team, "east");
+    assert_int_equal(l.k[1].cls, PII);
+    assert_true(l.k[1].grants == 2);
+    assert_true(l.k[1].created_ms == 1000);
+    key_id_of(id, "east", PII, 1);
+    assert_memory_equal(l.k[1].key_id, id, 8);
+    assert_int_equal(l.k[2].cls, CONF);
+    assert_true(l.k[2].version == 1 && l.k[2].grants == 1);
+    assert_true(l.k[3].version == 2 && l.k[3].grants == 1 && l.k[3].created_ms == 2002);
+    assert_string_equal(l.k[4].team, "west");
+    assert_true(l.k[4].grants == 1);
+    memset(&l, 0, sizeof l);
+    l.stop_after = 2;
+    CHECK(FV_OK, s->ops->list_team_keys(s, keys_cb, &l, E));
+    assert_int_equal(l.n, 2);
+    s2->ops->close(s2);
+
+    /* All of it survives reopening. */
+    s->ops->close(s);
+    f->s = s = open_handle(f);
+    CHECK(FV_OK, s->ops->get_admin_key(s, got, &found, E));
+    assert_int_equal(found, 1);
+    assert_memory_equal(got, pk, 32);
+    memset(&g, 0, sizeof g);
+    CHECK(FV_OK, s->ops->list_grants(s, dev1, 0, 100, grants_cb, &g, &more, E));
+    assert_int_equal(g.n, 5);
+    CHECK(FV_OK, s->ops->current_key_version(s, "east", CONF, &v, E));
+    assert_true(v == 2);
+}
+
+/* A store made before field keys (schema 1, without their tables) is
+ * upgraded when opened. */
+static void test_sqlite_upgrade(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    user_with_device(f->s, "alice", 1);
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    char *path = tu_path(f->dir, "fvd.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE grants; DROP TABLE team_keys; "
+                                      "DROP TABLE admin_key; "
+                                      "UPDATE meta SET value = 1 WHERE key = 'schema'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    f->s = open_handle(f);
+    put_key(f->s, "east", FV_CLASS_PII, 1, 1);
+    assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1,
+                                        &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    /* A newer fvd's store is refused, not trampled on. */
+    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE key = 'schema'", NULL,
+                                  NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    fvd_store *s = NULL;
+    CHECK(FV_EIO, fvd_store_open_sqlite(f->dir, &s, E));
+    assert_non_null(strstr(err, "schema version is 3"));
+    free(path);
+}
+
 /* ---- PostgreSQL only ------------------------------------------------------------------------------ */
 
 /* Run SQL on f's database over a connection of our own; returns the first
@@ -1140,7 +1423,23 @@ static void test_pg_concurrent_open(void **state)
         CHECK(FV_OK, a[i].s->ops->get_device(a[i].s, id, &d, E));
         a[i].s->ops->close(a[i].s);
     }
-    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 1);
+    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 2);
+}
+
+/* A database made before field keys (schema 1, without their tables) is
+ * upgraded when opened. */
+static void test_pg_upgrade(void **state)
+{
+    fixture *f = *state;
+    user_with_device(f->s, "alice", 1);
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    sql(f, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key;"
+           " UPDATE fvd_meta SET value = 1 WHERE key = 'schema_version'");
+    f->s = open_handle(f);
+    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 2);
+    put_key(f->s, "east", FV_CLASS_PII, 1, 1);
+    assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
 }
 
 /* Drop every other connection to f's database (as a server restart or a
@@ -1349,13 +1648,17 @@ static int wanted(const char *name)
 #define SHARED_TESTS(be)                                                                         \
     TEST(test_users_and_enrolment, be), TEST(test_enrol_race, be), TEST(test_devices, be),     \
         TEST(test_nonces, be), TEST(test_push_commit, be), TEST(test_push_rollback, be),       \
-        TEST(test_seq_gapless, be), TEST(test_pull, be), TEST(test_empty, be)
+        TEST(test_seq_gapless, be), TEST(test_pull, be), TEST(test_empty, be),                 \
+        TEST(test_field_keys, be)
 
 int main(void)
 {
     int failed = 0;
     if (wanted("sqlite")) {
-        const struct CMUnitTest sqlite_tests[] = {SHARED_TESTS(&sqlite_backend)};
+        const struct CMUnitTest sqlite_tests[] = {
+            SHARED_TESTS(&sqlite_backend),
+            TEST(test_sqlite_upgrade, &sqlite_backend),
+        };
         failed += cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
     }
     if (wanted("postgres")) {
@@ -1367,6 +1670,7 @@ int main(void)
             TEST(test_pg_nonce_purge, &pg_backend),
             TEST(test_pg_misuse, &pg_backend),
             TEST(test_pg_open_errors, &pg_backend),
+            TEST(test_pg_upgrade, &pg_backend),
         };
         failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, pg_group_setup,
                                               pg_group_teardown);
