@@ -280,6 +280,8 @@ static int valid_url(const char *u)
 /* Adopt the server's policy when it is newer than the one held (inside the
  * caller's transaction): stored in fv_meta as data, in force at once;
  * customers that leave the user's scope under it leave the device. */
+static fv_status purge_out_of_scope(fv_db *db);
+
 static fv_status adopt_policy(fv_db *db, const fieldvault_v1_Policy *m)
 {
     fv__policy p;
@@ -293,6 +295,29 @@ static fv_status adopt_policy(fv_db *db, const fieldvault_v1_Policy *m)
     fv_status st = PUT_BLOB(db, "policy", b, n);
     if (st != FV_OK || !db->enrolled) return st;
     db->policy = p;
+    return purge_out_of_scope(db);
+}
+
+/* The user's role or team changed on the server (inside the caller's
+ * transaction): take them, drop what left the scope, and pull again from
+ * the start so that what came into it arrives (changes already held apply
+ * as known). */
+static fv_status adopt_role(fv_db *db, const char *role, const char *team)
+{
+    if (role[0] == '\0' || !db->enrolled ||
+        (strcmp(role, db->acl_role) == 0 && strcmp(team, db->acl_team) == 0))
+        return FV_OK;
+    fv_status st = PUT_TEXT(db, "role", role);
+    if (st == FV_OK) st = PUT_TEXT(db, "team", team);
+    if (st == FV_OK) st = fv__acl_load(db);
+    if (st == FV_OK) st = purge_out_of_scope(db);
+    if (st == FV_OK) st = PUT_U64(db, "pull_cursor", 0);
+    return st;
+}
+
+static fv_status purge_out_of_scope(fv_db *db)
+{
+    fv_status st = FV_OK;
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(db->sql, "SELECT id FROM customer", -1, &q, NULL);
     if (rc != SQLITE_OK) return fv__sqlerr(db, rc, "reading customers");
@@ -639,10 +664,11 @@ static fv_status install_grants(session *s, const fieldvault_v1_KeysResponse *kr
                                 uint64_t after_batch, uint64_t *after)
 {
     fv_db *db = s->db;
-    if (kr->has_policy) {
+    {
         int opened;
         fv_status st = fv__tx_begin(db, &opened);
-        if (st == FV_OK) st = adopt_policy(db, &kr->policy);
+        if (st == FV_OK && kr->has_policy) st = adopt_policy(db, &kr->policy);
+        if (st == FV_OK) st = adopt_role(db, kr->role, kr->team);
         if ((st = fv__tx_end(db, opened, st)) != FV_OK) return st;
     }
     if (kr->admin_public_key.size == 0) return FV_OK;

@@ -1455,6 +1455,9 @@ static fv_status check_keys_response(const fieldvault_v1_KeysResponse *m, fv_sta
                     (unsigned)m->admin_public_key.size, FV_WIRE_PUBKEY_LEN);
     if (m->grants_count > 0 && m->admin_public_key.size == 0)
         return fail(err, errcap, st, "grants without an admin_public_key");
+    fv_status rt = check_text("role", m->role, sizeof m->role, st, err, errcap);
+    if (rt == FV_OK) rt = check_text("team", m->team, sizeof m->team, st, err, errcap);
+    if (rt != FV_OK) return rt;
     uint64_t prev = 0;
     for (pb_size_t i = 0; i < m->grants_count; i++) {
         const fieldvault_v1_Grant *g = &m->grants[i];
