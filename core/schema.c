@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FV_SCHEMA_VERSION 4
+#define FV_SCHEMA_VERSION 5
 
 typedef struct shipped_field {
     const char *table, *name;
@@ -250,9 +250,48 @@ static fv_status migrate_4(fv_db *db)
         "CREATE INDEX fv_history_by_field ON fv_history(tbl, field, hlc);");
 }
 
+/* Version 5: fill fv_history.  Triggers on fv_versions record a transition
+ * of customer.stage or customer.grade whenever a new version of it is
+ * stored: a local write (records.c writes the row, then captures the
+ * version) or a pulled or imported change that wins the merge (changes.c
+ * writes the value, then the version; a change that loses never reaches
+ * fv_versions).  So when a trigger runs, the row already holds the new
+ * value; old_value is the previous entry's new_value for that row and
+ * field (entries of one field are stored in clock order, since only a
+ * later version wins).  A write that leaves the value as it was adds no
+ * entry.  Rows written before this version get one entry each (no old
+ * value) at the clock of their current version. */
+#define HISTORY_TRIGGER(name, event)                                                         \
+    "CREATE TRIGGER " name " AFTER " event " ON fv_versions"                                 \
+    " WHEN NEW.tbl = 'customer' AND NEW.field IN ('stage', 'grade') BEGIN"                   \
+    " INSERT INTO fv_history(tbl, row_id, field, old_value, new_value, hlc, device)"        \
+    " SELECT 'customer', NEW.row_id, NEW.field, o.v, n.v, NEW.hlc, NEW.device"               \
+    " FROM (SELECT (SELECT h.new_value FROM fv_history h WHERE h.tbl = 'customer'"           \
+    " AND h.row_id = NEW.row_id AND h.field = NEW.field ORDER BY h.seq DESC LIMIT 1) AS v) o," \
+    " (SELECT CASE NEW.field WHEN 'stage' THEN c.stage ELSE c.grade END AS v"                \
+    " FROM customer c WHERE c.id = NEW.row_id) n"                                           \
+    " WHERE o.v IS NOT n.v; END;"
+
+static fv_status migrate_5(fv_db *db)
+{
+    return fv__exec(db,
+        "CREATE INDEX fv_history_by_row ON fv_history(tbl, row_id, field);"
+        "INSERT INTO fv_history(tbl, row_id, field, old_value, new_value, hlc, device)"
+        " SELECT 'customer', v.row_id, v.field, NULL,"
+        " CASE v.field WHEN 'stage' THEN c.stage ELSE c.grade END, v.hlc, v.device"
+        " FROM fv_versions v JOIN customer c ON c.id = v.row_id"
+        " WHERE v.tbl = 'customer' AND v.field IN ('stage', 'grade')"
+        " AND (CASE v.field WHEN 'stage' THEN c.stage ELSE c.grade END) IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM fv_history h WHERE h.tbl = 'customer'"
+        " AND h.row_id = v.row_id AND h.field = v.field)"
+        " ORDER BY v.hlc, v.row_id, v.field;"
+        HISTORY_TRIGGER("fv_history_on_insert", "INSERT")
+        HISTORY_TRIGGER("fv_history_on_update", "UPDATE"));
+}
+
 typedef fv_status (*migration_fn)(fv_db *);
 static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2, migrate_3,
-                                                           migrate_4};
+                                                           migrate_4, migrate_5};
 
 static fv_status read_version(fv_db *db, int *version)
 {

@@ -53,7 +53,7 @@ CC=${FV_FUZZ_CC:-clang} cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFV_BUILD_FUZZ=ON -DFV_BUILD_TESTS=OFF -DFV_BUILD_BENCH=OFF -DFV_WERROR=OFF \
   -DFV_NANOPB_SOURCE_DIR="$nanopb_dir" >/dev/null
 if ! cmake --build "$dir" -j"$(nproc)" --target fuzz_wire fuzz_fvd fuzz_vfs fuzz_apply \
-     fuzz_fv_args >"$dir/build.log" 2>&1; then
+     fuzz_fv_args fuzz_csv >"$dir/build.log" 2>&1; then
   grep -E "error|Error" "$dir/build.log" | head -n 40 >&2
   echo "fuzz-build: the build failed (full log: $dir/build.log)" >&2
   exit 1

@@ -3,13 +3,13 @@
  *
  *     fuzz_gen_corpus fuzz/corpus
  *
- * (re)creates fuzz/corpus/{wire,fvd,vfs,apply,fv_args}/ with a few dozen
+ * (re)creates fuzz/corpus/{wire,fvd,vfs,apply,fv_args,csv}/ with a few dozen
  * small, valid-or-nearly-valid inputs each, in the input formats the
  * harnesses document: every message type with each streaming chunk size
  * class, signed and unsigned fvd requests that reach each handler, store
  * images (raw) and operation lists (op mode), change sets that merge,
- * conflict, delete and restore against the apply harness's base rows, and
- * fv command lines.  The committed corpora were made with it; regenerate
+ * conflict, delete and restore against the apply harness's base rows,
+ * fv command lines, and CSV sheets for fv import's reader.  The committed corpora were made with it; regenerate
  * after a format change.  Store images differ from run to run (random keys
  * and nonces); everything else is deterministic.
  */
@@ -572,6 +572,12 @@ static void gen_args(void)
         {"passwd", "db.fv", "--json=1", NULL},
         {"check", "", NULL},
         {"customer", "show", "db.fv", "ID", "extra", NULL},
+        {"import", "customers", "db.fv", "in.csv", "--map", "\xe5\xae\xa2\xe6\x88\xb7=name",
+         "--map=Grade=grade", "--dry-run", "--json", NULL},
+        {"import", "visits", "db.fv", NULL},
+        {"export", "contacts", "db.fv", "--csv", NULL},
+        {"export", "customers", "db.fv", "--csv", "out.csv", "--json", NULL},
+        {"export", "visits", "db.fv", "out.csv", NULL},
     };
     for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
         unsigned char buf[512];
@@ -588,6 +594,35 @@ static void gen_args(void)
     }
 }
 
+/* ---- CSV sheets (fv import's reader) ---- */
+
+static void gen_csv(void)
+{
+    static const struct {
+        const char *name, *text;
+        size_t len; /* 0: strlen */
+    } sheets[] = {
+        {"bom-crlf", "\xef\xbb\xbfname,grade,stage\r\nAcme,A,lead\r\n"
+                     "\"Smith, Jones\",S\xe7\xba\xa7,\xe8\xb0\x88\xe5\x88\xa4\r\n", 0},
+        {"quoted-newlines", "name,needs\n\"a\",\"line one\r\nline two\"\n\"b \"\"q\"\"\",x\n", 0},
+        {"dates", "name,next_due\nA,2026/3/5\nB,2026\xe5\xb9\xb4" "3\xe6\x9c\x88" "5\xe6\x97\xa5\n"
+                  "C,05/03/2026\nD,2026.12.1 0:00\nE,2026-02-30\n", 0},
+        {"times", "customer,method,at\nAcme,\xe7\x94\xb5\xe8\xaf\x9d,2026/3/5 9:30\n"
+                  "Acme,visit,2026-03-06T10:00:00+08:00\n", 0},
+        {"blank-and-short", "name,grade\n\n   \nx\ny,A,extra\n,,\n", 0},
+        {"lone-cr", "name\rA\rB\r", 0},
+        {"unterminated", "name\nok\n\"never closed,\nmore\n", 0},
+        {"after-quote", "name\n\"a\" ,b\n\"a\"b\n", 0},
+        {"bad-utf8", "name\n\"multi\nline \xff\"\n", 0},
+        {"utf16", "\xff\xfen\x00" "a\x00", 6},
+        {"fullwidth", "name\n\"  \xef\xbc\xa1\xef\xbc\xa3\xef\xbc\xad\xef\xbc\xa5   co \"\n"
+                      "\xe3\x80\x80x\xe3\x80\x80\n", 0},
+    };
+    for (size_t i = 0; i < sizeof sheets / sizeof *sheets; i++)
+        put("csv", sheets[i].name, (const unsigned char *)sheets[i].text,
+            sheets[i].len ? sheets[i].len : strlen(sheets[i].text));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -602,6 +637,7 @@ int main(int argc, char **argv)
     gen_vfs();
     gen_apply();
     gen_args();
+    gen_csv();
     printf("gen_corpus: %d seeds written under %s\n", written, root);
     return 0;
 }

@@ -13,7 +13,7 @@
 include_guard(GLOBAL)
 
 set(FV_FUZZ_DIR ${PROJECT_SOURCE_DIR}/fuzz)
-set(FV_FUZZ_HARNESSES wire fvd vfs apply fv_args)
+set(FV_FUZZ_HARNESSES wire fvd vfs apply fv_args csv)
 
 function(fv_fuzz_harnesses suffix main_src compile_flags link_flags)
   set(extra ${ARGN})
@@ -28,7 +28,8 @@ function(fv_fuzz_harnesses suffix main_src compile_flags link_flags)
   # fv's argument parser: fv.c with its main renamed and the parser exposed
   # (the fv binary's own build of fv.c is untouched).
   set(parser fvparser${suffix})
-  add_library(${parser} STATIC ${PROJECT_SOURCE_DIR}/tools/fv.c ${PROJECT_SOURCE_DIR}/tools/fv_json.c)
+  add_library(${parser} STATIC ${PROJECT_SOURCE_DIR}/tools/fv.c ${PROJECT_SOURCE_DIR}/tools/fv_json.c
+    ${PROJECT_SOURCE_DIR}/tools/fv_csv.c)
   target_compile_definitions(${parser} PRIVATE FV_FUZZ_PARSER main=fv_cli_main)
   target_compile_options(${parser} PRIVATE
     "SHELL:-include ${PROJECT_SOURCE_DIR}/tools/fv_fuzz.h" ${compile_flags})
@@ -45,7 +46,7 @@ function(fv_fuzz_harnesses suffix main_src compile_flags link_flags)
     target_link_libraries(${t} PRIVATE ${common})
     if(h STREQUAL "fvd")
       target_link_libraries(${t} PRIVATE fvdcore)
-    elseif(h STREQUAL "fv_args")
+    elseif(h STREQUAL "fv_args" OR h STREQUAL "csv") # csv: tools/fv_csv.c, in the parser library
       target_link_libraries(${t} PRIVATE ${parser})
     endif()
     target_compile_options(${t} PRIVATE ${compile_flags})

@@ -1,5 +1,6 @@
-/*
- * fieldvault.h - the whole public API of fieldvault.
+/**
+ * \file fieldvault.h
+ * \brief fieldvault.h - the whole public API of fieldvault.
  *
  * fieldvault keeps a field-sales app's customers, contacts and visits in an
  * encrypted local SQLite store (every page of the database and its WAL is
@@ -23,6 +24,18 @@
  * independent; a store file can be open in one handle at a time (the store
  * is opened in exclusive locking mode, a second open gets FV_EBUSY).
  */
+/**
+ * \mainpage fieldvault: the C API
+ *
+ * fieldvault is a portable C11 library that field-sales apps embed to record
+ * customers, contacts and visits offline in an encrypted store, with
+ * field-level access control, and to sync them with fvd.  Everything an app
+ * calls is declared in fieldvault.h (its opening comment gives the
+ * conventions: handles, status codes and messages, config sizes, threads).
+ * The reference is grouped as the header is (see Topics): opening a store,
+ * the schema catalogue, records, lists and queries, the stage history,
+ * change sets, conflicts, networked sync, field keys.
+ */
 #ifndef FIELDVAULT_H
 #define FIELDVAULT_H
 
@@ -34,50 +47,58 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
+/** Marks a public function: exported from the shared library (the library
+ * is built with hidden visibility). */
 #define FV_API __attribute__((visibility("default")))
+/** Marks a function whose fv_status result must be looked at. */
 #define FV_NODISCARD __attribute__((warn_unused_result))
 #else
 #define FV_API
 #define FV_NODISCARD
 #endif
 
-/* Status codes.  Values are fixed forever; new codes are only appended. */
+/** Status codes.  Values are fixed forever; new codes are only appended. */
 typedef enum fv_status {
-    FV_OK = 0,
-    FV_EINVAL = 1,    /* bad argument or input (message says which)          */
-    FV_EKEY = 2,      /* wrong passphrase or key-store key                     */
-    FV_ECORRUPT = 3,  /* a page failed authentication or the store is damaged */
-    FV_EACCES = 4,    /* the acting user may not do this                      */
-    FV_EPROTO = 5,    /* malformed or hostile protocol data                   */
-    FV_ENET = 6,      /* network failure                                      */
-    FV_ENOMEM = 7,    /* out of memory                                        */
-    FV_EBUSY = 8,     /* the store is in use by another handle or process     */
-    FV_ENOTFOUND = 9, /* no such record / file                                */
-    FV_EIO = 10,      /* operating-system I/O failure                         */
-    FV_EEXIST = 11,   /* already exists                                       */
-    FV_EMISUSE = 12,  /* API used in a way its contract forbids               */
-    FV_EINTERNAL = 13 /* an unexpected failure inside a dependency            */
+    FV_OK = 0,        /**< success                                             */
+    FV_EINVAL = 1,    /**< bad argument or input (message says which)          */
+    FV_EKEY = 2,      /**< wrong passphrase or key-store key                     */
+    FV_ECORRUPT = 3,  /**< a page failed authentication or the store is damaged */
+    FV_EACCES = 4,    /**< the acting user may not do this                      */
+    FV_EPROTO = 5,    /**< malformed or hostile protocol data                   */
+    FV_ENET = 6,      /**< network failure                                      */
+    FV_ENOMEM = 7,    /**< out of memory                                        */
+    FV_EBUSY = 8,     /**< the store is in use by another handle or process     */
+    FV_ENOTFOUND = 9, /**< no such record / file                                */
+    FV_EIO = 10,      /**< operating-system I/O failure                         */
+    FV_EEXIST = 11,   /**< already exists                                       */
+    FV_EMISUSE = 12,  /**< API used in a way its contract forbids               */
+    FV_EINTERNAL = 13 /**< an unexpected failure inside a dependency            */
 } fv_status;
 
-/* Fixed English text for a status code.  Static storage; never NULL. */
+/** Fixed English text for a status code.  Static storage; never NULL. */
 FV_API const char *fv_status_str(fv_status code);
 
-/* Library version string ("MAJOR.MINOR.PATCH").  Static storage. */
+/** Library version string ("MAJOR.MINOR.PATCH").  Static storage. */
 FV_API const char *fv_version(void);
 
-/* ---- Limits (named, checked on every path) ---- */
-#define FV_ID_LEN 36              /* text form of a UUIDv7, without the NUL */
-#define FV_FIELD_MAX 4096         /* bytes of one text field value          */
-#define FV_NAME_MAX 64            /* bytes of a table or field name         */
-#define FV_RECORD_FIELDS_MAX 64   /* fields in one record                   */
-#define FV_PASSPHRASE_MAX 1024    /* bytes of a passphrase                  */
-#define FV_WRAPPED_KEY_MAX 512    /* bytes of a key-store-wrapped key       */
+/** \defgroup limits Limits (named, checked on every path)
+ * \{ */
+#define FV_ID_LEN 36              /**< text form of a UUIDv7, without the NUL */
+#define FV_FIELD_MAX 4096         /**< bytes of one text field value          */
+#define FV_NAME_MAX 64            /**< bytes of a table or field name         */
+#define FV_RECORD_FIELDS_MAX 64   /**< fields in one record                   */
+#define FV_PASSPHRASE_MAX 1024    /**< bytes of a passphrase                  */
+#define FV_WRAPPED_KEY_MAX 512    /**< bytes of a key-store-wrapped key       */
 
-/* ---- Opening a store ---- */
+/** \} */
 
+/** \defgroup opening_a_store Opening a store
+ * \{ */
+
+/** An open store: created by fv_open(), freed by fv_close().  Opaque. */
 typedef struct fv_db fv_db;
 
-/*
+/**
  * Platform key-store hook (Android Keystore, iOS Keychain, a TPM...).  The
  * store's random 32-byte database key is kept in the file only wrapped by
  * this hook.  wrap() writes at most FV_WRAPPED_KEY_MAX bytes to out and sets
@@ -86,36 +107,40 @@ typedef struct fv_db fv_db;
  * plaintext key after each call; the hook must not keep it.
  */
 typedef struct fv_keystore {
-    size_t size; /* sizeof(fv_keystore) */
-    void *ctx;   /* passed back to the callbacks; owned by the caller */
+    size_t size; /**< sizeof(fv_keystore) */
+    void *ctx;   /**< passed back to the callbacks; owned by the caller */
+    /** Wrap key into out (at most FV_WRAPPED_KEY_MAX bytes), set *out_len. */
     int (*wrap)(void *ctx, const unsigned char key[32], unsigned char *out,
                 size_t *out_len);
+    /** Unwrap in_len bytes of in into key. */
     int (*unwrap)(void *ctx, const unsigned char *in, size_t in_len,
                   unsigned char key[32]);
 } fv_keystore;
 
-#define FV_OPEN_CREATE 0x01u    /* create the store if it does not exist   */
-#define FV_OPEN_EXCL 0x02u      /* with CREATE: fail with FV_EEXIST if it does */
-#define FV_OPEN_SYNC_FULL 0x04u /* synchronous=FULL (default NORMAL)       */
+#define FV_OPEN_CREATE 0x01u    /**< create the store if it does not exist   */
+#define FV_OPEN_EXCL 0x02u      /**< with CREATE: fail with FV_EEXIST if it does */
+#define FV_OPEN_SYNC_FULL 0x04u /**< synchronous=FULL (default NORMAL)       */
 
+/** How to open a store: the argument of fv_open().  Exactly one credential:
+ * a passphrase (Argon2id) or a key store. */
 typedef struct fv_open_config {
-    size_t size;             /* sizeof(fv_open_config) */
-    const char *path;        /* store file; -wal sits beside it */
+    size_t size;             /**< sizeof(fv_open_config) */
+    const char *path;        /**< store file; -wal sits beside it */
     /* Exactly one credential: a passphrase (Argon2id) or a key store. */
-    const char *passphrase;  /* not NUL-terminated necessarily */
-    size_t passphrase_len;   /* 1..FV_PASSPHRASE_MAX */
-    const fv_keystore *keystore;
-    unsigned flags;          /* FV_OPEN_* */
-    /* Argon2id cost for a new store (0 = defaults: 64 MiB, 3 passes).  Read
+    const char *passphrase;  /**< not NUL-terminated necessarily */
+    size_t passphrase_len;   /**< 1..FV_PASSPHRASE_MAX */
+    const fv_keystore *keystore; /**< the key-store hook, instead of a passphrase */
+    unsigned flags;          /**< FV_OPEN_* */
+    /** Argon2id cost for a new store (0 = defaults: 64 MiB, 3 passes).  Read
      * only at creation; the file records what was used.  Minimum 8 MiB/1. */
     uint32_t kdf_mem_kib;
-    uint32_t kdf_passes;
-    /* The acting user (becomes the owner of customers it creates unless one
+    uint32_t kdf_passes;     /**< Argon2id passes for a new store (0 = default, 3) */
+    /** The acting user (becomes the owner of customers it creates unless one
      * is given).  NULL = "local". */
     const char *user;
 } fv_open_config;
 
-/*
+/**
  * Open (or with FV_OPEN_CREATE, create) a store.  On success *out is a new
  * handle to be freed with fv_close().  On failure *out is still set when a
  * handle could be allocated (read the message with fv_errmsg(*out), then
@@ -125,74 +150,84 @@ typedef struct fv_open_config {
  */
 FV_API FV_NODISCARD fv_status fv_open(fv_db **out, const fv_open_config *cfg);
 
-/* Close the handle and free everything obtained from it.  NULL-safe.
+/** Close the handle and free everything obtained from it.  NULL-safe.
  * Unfinished batches are rolled back.  Keys are wiped. */
 FV_API fv_status fv_close(fv_db *db);
 
-/* Message for the last failed call on db (or "not an error").  Owned by db;
+/** Message for the last failed call on db (or "not an error").  Owned by db;
  * valid until the next call on db.  Never contains a key or a protected
  * value.  db may be NULL ("out of memory"). */
 FV_API const char *fv_errmsg(const fv_db *db);
 
-/* Status of the last failed call on db (FV_OK after a success). */
+/** Status of the last failed call on db (FV_OK after a success). */
 FV_API fv_status fv_errcode(const fv_db *db);
 
-/* Change the passphrase: rewraps the database key only (no page is
+/** Change the passphrase: rewraps the database key only (no page is
  * rewritten).  Crash-safe: after a crash either credential opens the store,
  * never neither.  The store must have been opened with a passphrase. */
 FV_API FV_NODISCARD fv_status fv_change_passphrase(fv_db *db,
                                                    const char *passphrase,
                                                    size_t passphrase_len);
 
-/* Rekey: a new random database key and key epoch, and every page rewritten
+/** Rekey: a new random database key and key epoch, and every page rewritten
  * under it.  Crash-safe: an interrupted rekey is finished on the next open. */
 FV_API FV_NODISCARD fv_status fv_rekey(fv_db *db);
 
-/* Authenticate every page of the database file and every frame of its WAL,
+/** Authenticate every page of the database file and every frame of its WAL,
  * then run SQLite's integrity check.  FV_ECORRUPT names the first bad page. */
 FV_API FV_NODISCARD fv_status fv_check(fv_db *db);
 
-/* Batches: every write is its own transaction unless wrapped in
+/** Batches: every write is its own transaction unless wrapped in
  * fv_begin()/fv_commit().  fv_rollback() undoes the batch.  Not nestable. */
 FV_API FV_NODISCARD fv_status fv_begin(fv_db *db);
+/** Commit the batch begun by fv_begin(): its writes become one transaction. */
 FV_API FV_NODISCARD fv_status fv_commit(fv_db *db);
+/** Undo the batch begun by fv_begin(): none of its writes happened. */
 FV_API fv_status fv_rollback(fv_db *db);
 
-/* ---- Schema catalogue ---- */
+/** \} */
 
+/** \defgroup schema_catalogue Schema catalogue
+ * \{ */
+
+/** A field's class, which the access policy and field encryption go by. */
 typedef enum fv_field_class {
-    FV_CLASS_PUBLIC = 0,
-    FV_CLASS_PII = 1,
-    FV_CLASS_CONFIDENTIAL = 2
+    FV_CLASS_PUBLIC = 0,      /**< every role with access to the row reads it */
+    FV_CLASS_PII = 1,         /**< personal data (phone, e-mail): sealed with a field key */
+    FV_CLASS_CONFIDENTIAL = 2 /**< budget, decision chain: sealed with a field key */
 } fv_field_class;
 
+/** A field's type: what a value must be (checked by the setters). */
 typedef enum fv_field_type {
-    FV_TYPE_TEXT = 0, /* free text, at most the field's max length         */
-    FV_TYPE_ENUM = 1, /* one of the catalogue's listed values               */
-    FV_TYPE_DATE = 2, /* YYYY-MM-DD                                         */
-    FV_TYPE_TIME = 3, /* ISO 8601 instant, stored as YYYY-MM-DDTHH:MM:SSZ   */
-    FV_TYPE_REAL = 4, /* a finite double (latitude, longitude)             */
-    FV_TYPE_REF = 5   /* the id of a record of another table               */
+    FV_TYPE_TEXT = 0, /**< free text, at most the field's max length         */
+    FV_TYPE_ENUM = 1, /**< one of the catalogue's listed values               */
+    FV_TYPE_DATE = 2, /**< YYYY-MM-DD                                         */
+    FV_TYPE_TIME = 3, /**< ISO 8601 instant, stored as YYYY-MM-DDTHH:MM:SSZ   */
+    FV_TYPE_REAL = 4, /**< a finite double (latitude, longitude)             */
+    FV_TYPE_REF = 5   /**< the id of a record of another table               */
 } fv_field_type;
 
-/* Schema version this library writes (migrations run forward on open). */
+/** Schema version this library writes (migrations run forward on open). */
 FV_API int fv_schema_version(void);
 
-/* Add an app-defined text field to a table of the catalogue (stored and
+/** Add an app-defined text field to a table of the catalogue (stored and
  * synced like the shipped ones).  FV_EEXIST if it exists. */
 FV_API FV_NODISCARD fv_status fv_schema_add_field(fv_db *db, const char *table,
                                                   const char *field,
                                                   fv_field_class cls);
 
-/* Class of table.field, or FV_ENOTFOUND. */
+/** Class of table.field, or FV_ENOTFOUND. */
 FV_API FV_NODISCARD fv_status fv_schema_field_class(fv_db *db,
                                                     const char *table,
                                                     const char *field,
                                                     fv_field_class *cls);
 
-/* ---- Records ---- */
+/** \} */
 
-/*
+/** \defgroup records Records
+ * \{ */
+
+/**
  * An fv_record is an in-memory copy of one row of a catalogue table
  * ("customer", "contact", "visit"): its id and its field values.  Build a
  * new one with fv_record_new() and fv_insert() it, or fv_get() an existing
@@ -202,26 +237,29 @@ FV_API FV_NODISCARD fv_status fv_schema_field_class(fv_db *db,
  */
 typedef struct fv_record fv_record;
 
+/** A new, empty record of table, to be filled with the setters and
+ * fv_insert()ed.  *out to be freed with fv_record_free. */
 FV_API FV_NODISCARD fv_status fv_record_new(fv_db *db, const char *table,
                                             fv_record **out);
-/* NULL-safe. */
+/** NULL-safe. */
 FV_API fv_status fv_record_free(fv_record *rec);
 
-/* Setters validate against the catalogue (name, type, enum values, length);
+/** Setters validate against the catalogue (name, type, enum values, length);
  * a bad value is FV_EINVAL with a message and leaves the record unchanged.
  * value NULL clears the field. */
 FV_API FV_NODISCARD fv_status fv_record_set_text(fv_record *rec,
                                                  const char *field,
                                                  const char *value);
+/** The setter of a number field (FV_TYPE_REAL): v must be finite. */
 FV_API FV_NODISCARD fv_status fv_record_set_real(fv_record *rec,
                                                  const char *field, double v);
 
-/* Getters.  *value is NULL when the field is empty.  The string is owned by
+/** Getters.  *value is NULL when the field is empty.  The string is owned by
  * the record and valid until the field is set again or the record freed. */
 FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
                                                  const char *field,
                                                  const char **value);
-/* In a store enrolled with a server, a field the user's role may not read
+/** In a store enrolled with a server, a field the user's role may not read
  * is redacted: the getters return FV_EACCES for it (never an empty value),
  * and fv_record_redacted says so.  Rows outside the user's scope are not
  * returned at all (FV_ENOTFOUND, absent from lists); a write the role may
@@ -233,66 +271,75 @@ FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
  * getters return FV_ECORRUPT for that field; the rest of the record reads. */
 FV_API FV_NODISCARD fv_status fv_record_redacted(const fv_record *rec, const char *field,
                                                  int *redacted);
-/* *is_set = 0 when the field is empty. */
+/** *is_set = 0 when the field is empty. */
 FV_API FV_NODISCARD fv_status fv_record_get_real(const fv_record *rec,
                                                  const char *field, double *v,
                                                  int *is_set);
 
-/* Id (FV_ID_LEN chars), table name, and a computed "due on" date for records
+/** Id (FV_ID_LEN chars), table name, and a computed "due on" date for records
  * returned by fv_due().  Strings owned by the record; NULL when not known. */
 FV_API const char *fv_record_id(const fv_record *rec);
+/** The record's table name.  Owned by the record. */
 FV_API const char *fv_record_table(const fv_record *rec);
+/** The computed "due on" date (YYYY-MM-DD) of a record from fv_list_due();
+ * NULL for others.  Owned by the record. */
 FV_API const char *fv_record_due(const fv_record *rec);
 
-/* Iterate the record's fields in catalogue order: i from 0 while FV_OK.
+/** Iterate the record's fields in catalogue order: i from 0 while FV_OK.
  * FV_ENOTFOUND past the end.  *name owned by the record. */
 FV_API FV_NODISCARD fv_status fv_record_field(const fv_record *rec, size_t i,
                                               const char **name,
                                               fv_field_type *type);
 
-/* Insert a new record: assigns a UUIDv7 id (read with fv_record_id).  One
+/** Insert a new record: assigns a UUIDv7 id (read with fv_record_id).  One
  * transaction unless inside a batch. */
 FV_API FV_NODISCARD fv_status fv_insert(fv_db *db, fv_record *rec);
-/* Write the fields set since the record was read or inserted. */
+/** Write the fields set since the record was read or inserted. */
 FV_API FV_NODISCARD fv_status fv_update(fv_db *db, fv_record *rec);
-/* Read one record.  FV_ENOTFOUND if absent or deleted.  *out to be freed
+/** Read one record.  FV_ENOTFOUND if absent or deleted.  *out to be freed
  * with fv_record_free. */
 FV_API FV_NODISCARD fv_status fv_get(fv_db *db, const char *table,
                                      const char *id, fv_record **out);
-/* Delete: a tombstone (the row stays, hidden from reads and lists). */
+/** Delete: a tombstone (the row stays, hidden from reads and lists). */
 FV_API FV_NODISCARD fv_status fv_delete(fv_db *db, const char *table,
                                         const char *id);
-/* Undo a delete: the row is live again (its fields as they were).  A
+/** Undo a delete: the row is live again (its fields as they were).  A
  * delete and an edit made concurrently elsewhere never revive a row; only a
  * restore does, and it wins over a delete only if it is later.  FV_ENOTFOUND
  * if there is no deleted row with that id. */
 FV_API FV_NODISCARD fv_status fv_restore(fv_db *db, const char *table,
                                          const char *id);
 
-/* ---- Lists and queries ---- */
+/** \} */
 
+/** \defgroup lists_and_queries Lists and queries
+ * \{ */
+
+/** A list of records being read (fv_list_next), made by the fv_list_*
+ * functions and freed by fv_list_free.  Opaque. */
 typedef struct fv_list fv_list;
 
+/** Which customers fv_list_customers() returns: every field set must match. */
 typedef struct fv_customer_filter {
-    size_t size;       /* sizeof(fv_customer_filter) */
-    const char *stage; /* NULL = any */
-    const char *grade; /* NULL = any */
-    const char *owner; /* NULL = any */
+    size_t size;       /**< sizeof(fv_customer_filter) */
+    const char *stage; /**< NULL = any */
+    const char *grade; /**< NULL = any */
+    const char *owner; /**< NULL = any */
 } fv_customer_filter;
 
-/* Customers matching the filter (filter may be NULL), by name. */
+/** Customers matching the filter (filter may be NULL), by name. */
 FV_API FV_NODISCARD fv_status fv_list_customers(fv_db *db,
                                                 const fv_customer_filter *f,
                                                 fv_list **out);
-/* Visits of one customer (or all when customer_id is NULL), newest first. */
+/** Visits of one customer (or all when customer_id is NULL), newest first. */
 FV_API FV_NODISCARD fv_status fv_list_visits(fv_db *db,
                                              const char *customer_id,
                                              fv_list **out);
-/* Contacts of one customer (or all when NULL), by name. */
+/** Contacts of one customer (or all when NULL), by name. */
 FV_API FV_NODISCARD fv_status fv_list_contacts(fv_db *db,
                                                const char *customer_id,
                                                fv_list **out);
-/*
+/**
  * Follow-ups due on or before date (YYYY-MM-DD; NULL = today, UTC).  A
  * customer's due date is its next_due when set, else its last visit (or its
  * creation) plus the grade cadence: S 7 days, A 14, B 30 (no grade: 30).
@@ -302,14 +349,58 @@ FV_API FV_NODISCARD fv_status fv_list_contacts(fv_db *db,
 FV_API FV_NODISCARD fv_status fv_list_due(fv_db *db, const char *date,
                                           fv_list **out);
 
-/* Next record: *rec is NULL at the end.  *rec is owned by the list and valid
+/** Next record: *rec is NULL at the end.  *rec is owned by the list and valid
  * until the next fv_list_next or fv_list_free. */
 FV_API FV_NODISCARD fv_status fv_list_next(fv_list *list,
                                            const fv_record **rec);
-/* NULL-safe. */
+/** NULL-safe. */
 FV_API fv_status fv_list_free(fv_list *list);
 
-/* ---- Sync: change sets ----
+/** \} */
+
+/** \defgroup history History
+ *
+ * The store keeps the transitions of the fields reports follow: a
+ * customer's stage and grade.  An entry is added, in the write's own
+ * transaction, whenever a new value of one of them is stored: by a local
+ * write, or by a pulled or imported change that wins the merge (a change
+ * that loses adds nothing; a write that leaves the value as it was adds
+ * nothing).  The history is this replica's: it holds the transitions this
+ * device saw, so a device that received only the latest of several edits
+ * made elsewhere sees one transition where the writer saw several.
+ * \{
+ */
+/** One transition of a followed field, as fv_history_each() reports it. */
+typedef struct fv_history_entry {
+    const char *table;     /**< "customer" */
+    const char *row_id;    /**< the record's id (FV_ID_LEN characters) */
+    const char *field;     /**< "stage" or "grade" */
+    const char *old_value; /**< the value before; NULL when it was empty (or unknown) */
+    const char *new_value; /**< the value after; NULL when it was cleared */
+    uint64_t hlc;          /**< the change's hybrid logical clock: milliseconds << 16 | counter */
+    char device[33];       /**< the device that wrote the change: 32 hex characters */
+} fv_history_entry;
+
+/** Called once per entry.  e and its strings are owned by the iteration and
+ * valid until the callback returns.  Return 0 to go on, nonzero to stop. */
+typedef int (*fv_history_fn)(void *ctx, const fv_history_entry *e);
+
+/** Call fn for each transition of table.field (only "customer" with "stage"
+ * or "grade" are followed; others are FV_EINVAL) whose change is dated
+ * since_ms <= time < until_ms (milliseconds since the Unix epoch, UTC, from
+ * the hlc; until_ms 0 = no upper bound), oldest first.  Access control
+ * applies as in fv_get: entries of records the acting user may not read,
+ * or that are deleted, are skipped; so are those of a field the user's role
+ * may not read.  fn may call the reading functions on db (fv_get, the
+ * lists) but must not write through db or close it.  A callback that stops
+ * the iteration is not an error: FV_OK. */
+FV_API FV_NODISCARD fv_status fv_history_each(fv_db *db, const char *table, const char *field,
+                                              int64_t since_ms, int64_t until_ms,
+                                              fv_history_fn fn, void *ctx);
+
+/** \} */
+
+/** \defgroup sync_change_sets Sync: change sets
  *
  * Every local write records, in the same transaction, one change per field
  * it changed (table, row id, field, value, hybrid-logical-clock time hlc,
@@ -320,45 +411,50 @@ FV_API fv_status fv_list_free(fv_list *list);
  * id), so replicas that have seen the same changes hold the same state in
  * any order; an overwritten concurrent value is kept in the conflict log.
  * Change sets stream: neither export nor apply holds the set in memory.
+ * \{
  */
 
-/* Byte streams for change sets.  A writer returns 0, or -1 to abort.  A
+/** Byte streams for change sets.  A writer returns 0, or -1 to abort.  A
  * reader returns the number of bytes put in buf (at most cap), 0 at the end,
  * -1 on error. */
 typedef int (*fv_write_fn)(void *ctx, const unsigned char *buf, size_t len);
+/** A change-set reader: the number of bytes put in buf (at most cap), 0 at
+ * the end, -1 on error. */
 typedef long (*fv_read_fn)(void *ctx, unsigned char *buf, size_t cap);
 
-#define FV_EXPORT_ALL 0x01u /* the full state, not the pending outbox */
+#define FV_EXPORT_ALL 0x01u /**< the full state, not the pending outbox */
 
+/** What fv_changes_export() wrote. */
 typedef struct fv_export_info {
-    size_t size;        /* sizeof(fv_export_info) */
-    uint64_t count;     /* changes written */
-    uint64_t last_seq;  /* outbox sequence of the last change written */
+    size_t size;        /**< sizeof(fv_export_info) */
+    uint64_t count;     /**< changes written */
+    uint64_t last_seq;  /**< outbox sequence of the last change written */
 } fv_export_info;
 
-/* Write the changes of the outbox with sequence > since_seq (or, with
+/** Write the changes of the outbox with sequence > since_seq (or, with
  * FV_EXPORT_ALL, the current version of every field of every row, deleted
  * rows as tombstones) as one change set to w.  info may be NULL. */
 FV_API FV_NODISCARD fv_status fv_changes_export(fv_db *db, unsigned flags,
                                                 uint64_t since_seq,
                                                 fv_write_fn w, void *ctx,
                                                 fv_export_info *info);
-/* The same into a file, written whole or not at all (temporary file, sync,
+/** The same into a file, written whole or not at all (temporary file, sync,
  * rename). */
 FV_API FV_NODISCARD fv_status fv_changes_export_file(fv_db *db,
                                                      const char *path,
                                                      unsigned flags,
                                                      fv_export_info *info);
 
+/** What fv_changes_apply() did with a change set. */
 typedef struct fv_apply_stats {
-    size_t size;         /* sizeof(fv_apply_stats) */
-    uint64_t received;   /* changes in the set */
-    uint64_t applied;    /* changes that became the current value */
-    uint64_t known;      /* already held, or older than what is held */
-    uint64_t conflicts;  /* new entries in the conflict log */
+    size_t size;         /**< sizeof(fv_apply_stats) */
+    uint64_t received;   /**< changes in the set */
+    uint64_t applied;    /**< changes that became the current value */
+    uint64_t known;      /**< already held, or older than what is held */
+    uint64_t conflicts;  /**< new entries in the conflict log */
 } fv_apply_stats;
 
-/* Apply one change set read from r, in one transaction: a truncated,
+/** Apply one change set read from r, in one transaction: a truncated,
  * oversized, wrong-typed or garbage set, a change to an unknown table or
  * field, an invalid value or a change dated beyond the clock-drift bound
  * (FV_HLC_MAX_DRIFT_MS ahead of this device's clock) is FV_EPROTO with a
@@ -367,60 +463,80 @@ typedef struct fv_apply_stats {
 FV_API FV_NODISCARD fv_status fv_changes_apply(fv_db *db, fv_read_fn r,
                                                void *ctx,
                                                fv_apply_stats *stats);
+/** The same from a file (fv_changes_export_file's). */
 FV_API FV_NODISCARD fv_status fv_changes_apply_file(fv_db *db,
                                                     const char *path,
                                                     fv_apply_stats *stats);
 
+/** How far ahead of this device's clock a received change may be dated
+ * (milliseconds): later ones are refused, not adopted. */
 #define FV_HLC_MAX_DRIFT_MS (24LL * 3600 * 1000)
 
-/* This device's id in the sync protocol: 32 hex characters + NUL. */
+/** This device's id in the sync protocol: 32 hex characters + NUL. */
 FV_API FV_NODISCARD fv_status fv_device_id(fv_db *db, char out[33]);
 
-/* A hash of every visible record and field (not of metadata such as
+/** A hash of every visible record and field (not of metadata such as
  * timestamps or versions): 64 hex characters + NUL.  Equal on replicas that
  * hold the same data. */
 FV_API FV_NODISCARD fv_status fv_state_hash(fv_db *db, char out[65]);
 
-/* ---- Conflicts ----
+/** \} */
+
+/** \defgroup conflicts Conflicts
  *
  * When a change overwrites (or loses to) a value written concurrently, both
  * are kept here.  "mine" is the value this store held when the conflict was
  * detected, "theirs" the one that arrived.  The same conflict has the same
- * id on every replica that saw both values. */
+ * id on every replica that saw both values.
+ * \{
+ */
+/** One entry of the conflict log (fv_conflicts_list). */
 typedef struct fv_conflict {
-    char id[33];            /* 32 hex characters */
-    char table[FV_NAME_MAX + 1];
-    char row_id[FV_ID_LEN + 1];
-    char field[FV_NAME_MAX + 1];
-    const char *mine;       /* value text; NULL = empty.  Owned by the list */
-    const char *theirs;     /* idem */
-    uint64_t mine_hlc, theirs_hlc;
-    char mine_device[33], theirs_device[33];
-    int winner_is_mine;     /* which value is now current */
-    int resolved;           /* a later change (or fv_conflict_resolve) settled it */
+    char id[33];            /**< 32 hex characters */
+    char table[FV_NAME_MAX + 1]; /**< the record's table */
+    char row_id[FV_ID_LEN + 1];  /**< the record's id */
+    char field[FV_NAME_MAX + 1]; /**< the field both changes wrote */
+    const char *mine;       /**< value text; NULL = empty.  Owned by the list */
+    const char *theirs;     /**< idem */
+    uint64_t mine_hlc, theirs_hlc;          /**< the clock of the change that wrote theirs */
+    char mine_device[33], theirs_device[33]; /**< the device that wrote theirs */
+    int winner_is_mine;     /**< which value is now current */
+    int resolved;           /**< a later change (or fv_conflict_resolve) settled it */
 } fv_conflict;
+/** \var fv_conflict::mine_hlc
+ * the clock of the change that wrote mine
+ * \var fv_conflict::mine_device
+ * the device that wrote mine (32 hex characters) */
 
+/** A conflict list being read (fv_conflicts_next).  Opaque. */
 typedef struct fv_conflict_list fv_conflict_list;
 
-/* Conflicts, newest first; unresolved only unless include_resolved. */
+/** Conflicts, newest first; unresolved only unless include_resolved. */
 FV_API FV_NODISCARD fv_status fv_conflicts_list(fv_db *db,
                                                 int include_resolved,
                                                 fv_conflict_list **out);
-/* *c is NULL at the end; owned by the list, valid until the next call or
+/** *c is NULL at the end; owned by the list, valid until the next call or
  * fv_conflicts_free. */
 FV_API FV_NODISCARD fv_status fv_conflicts_next(fv_conflict_list *l,
                                                 const fv_conflict **c);
+/** Free a conflict list.  NULL-safe. */
 FV_API fv_status fv_conflicts_free(fv_conflict_list *l);
 
-typedef enum fv_keep { FV_KEEP_MINE = 0, FV_KEEP_THEIRS = 1 } fv_keep;
+/** Which value fv_conflict_resolve() keeps. */
+typedef enum fv_keep {
+    FV_KEEP_MINE = 0,  /**< the value this store held when the conflict was found */
+    FV_KEEP_THEIRS = 1 /**< the value that arrived */
+} fv_keep;
 
-/* Settle a conflict: writes the kept value as a new change (later than both)
+/** Settle a conflict: writes the kept value as a new change (later than both)
  * so every replica converges on it, and marks the conflict resolved here
  * (and, when the change arrives, on every replica that logged it). */
 FV_API FV_NODISCARD fv_status fv_conflict_resolve(fv_db *db, const char *id,
                                                   fv_keep keep);
 
-/* ---- Networked sync with fvd ----
+/** \} */
+
+/** \defgroup networked_sync_with_fvd Networked sync with fvd
  *
  * A device enrols once with a one-time code from the team's admin (an
  * Ed25519 key pair is made and kept in the encrypted store), then syncs
@@ -429,76 +545,94 @@ FV_API FV_NODISCARD fv_status fv_conflict_resolve(fv_db *db, const char *id,
  * pulls what others changed after its cursor, until both are drained or the
  * deadline comes.  Every request is signed.  docs/protocol.md is the wire
  * contract.
+ * \{
  */
 
-/* The transport.  The default is libcurl (TLS verification on); an app may
+/** The transport.  The default is libcurl (TLS verification on); an app may
  * supply its own (OkHttp, URLSession) through fv_sync_config.http. */
 typedef struct fv_http_header {
-    const char *name;
-    const char *value;
+    const char *name;  /**< header name */
+    const char *value; /**< header value */
 } fv_http_header;
 
+/** One request for the transport (fv_http_post_fn).  Owned by fieldvault;
+ * valid during the call. */
 typedef struct fv_http_request {
-    const char *url;                 /* absolute: server URL + path */
-    const fv_http_header *headers;   /* nheaders entries */
-    size_t nheaders;
-    const unsigned char *body;       /* POST body (protobuf) */
-    size_t body_len;
-    long timeout_ms;                 /* for the whole exchange */
-    size_t max_response;             /* refuse a longer response body */
-    const char *pinned_public_key;   /* curl-style "sha256//..." or NULL */
+    const char *url;                 /**< absolute: server URL + path */
+    const fv_http_header *headers;   /**< nheaders entries */
+    size_t nheaders;                 /**< entries in headers */
+    const unsigned char *body;       /**< POST body (protobuf) */
+    size_t body_len;                 /**< bytes of body */
+    long timeout_ms;                 /**< for the whole exchange */
+    size_t max_response;             /**< refuse a longer response body */
+    const char *pinned_public_key;   /**< curl-style "sha256//..." or NULL */
 } fv_http_request;
 
+/** The transport's answer to one request (fv_http_post_fn). */
 typedef struct fv_http_response {
-    long status;                     /* HTTP status */
-    unsigned char *body;             /* malloc'd by the transport; freed by fieldvault */
-    size_t body_len;
-    int64_t server_time_ms;          /* X-FV-Server-Time, 0 if absent */
+    long status;                     /**< HTTP status */
+    unsigned char *body;             /**< malloc'd by the transport; freed by fieldvault */
+    size_t body_len;                 /**< bytes of body */
+    int64_t server_time_ms;          /**< X-FV-Server-Time, 0 if absent */
 } fv_http_response;
 
-/* Perform one POST.  0 when an HTTP response (any status) was received,
+/** Perform one POST.  0 when an HTTP response (any status) was received,
  * -1 on a network failure (message in err, errcap bytes). */
 typedef int (*fv_http_post_fn)(void *ctx, const fv_http_request *req, fv_http_response *resp,
                                char *err, size_t errcap);
 
+/** How far a running fv_sync() has got (fv_sync_config.progress). */
 typedef struct fv_sync_progress {
-    uint64_t pushed, pulled;         /* changes so far in this sync */
-    uint64_t bytes_sent, bytes_received;
+    uint64_t pushed, pulled;         /**< changes received so far in this sync */
+    uint64_t bytes_sent, bytes_received; /**< response bytes received so far */
 } fv_sync_progress;
+/** \var fv_sync_progress::pushed
+ * changes pushed so far in this sync
+ * \var fv_sync_progress::bytes_sent
+ * request bytes sent so far */
+/** Called by fv_sync() after each batch, on the syncing thread; p is valid
+ * during the call. */
 typedef void (*fv_progress_fn)(void *ctx, const fv_sync_progress *p);
 
+/** How to sync (fv_sync) or enrol (fv_enroll): every field 0/NULL for the
+ * defaults. */
 typedef struct fv_sync_config {
-    size_t size;                     /* sizeof(fv_sync_config) */
-    const char *server;              /* NULL: the URL given at enrolment */
-    int64_t max_ms;                  /* time box; 0 = none */
-    uint32_t batch_changes;          /* push batch size; 0 = 500 */
-    long request_timeout_ms;         /* 0 = 30000 */
-    int max_attempts;                /* per request on network errors / 5xx; 0 = 4 */
-    fv_http_post_fn http;            /* NULL = libcurl */
-    void *http_ctx;
-    const char *pinned_public_key;   /* for the default transport */
-    fv_progress_fn progress;
-    void *progress_ctx;
+    size_t size;                     /**< sizeof(fv_sync_config) */
+    const char *server;              /**< NULL: the URL given at enrolment */
+    int64_t max_ms;                  /**< time box; 0 = none */
+    uint32_t batch_changes;          /**< push batch size; 0 = 500 */
+    long request_timeout_ms;         /**< 0 = 30000 */
+    int max_attempts;                /**< per request on network errors / 5xx; 0 = 4 */
+    fv_http_post_fn http;            /**< NULL = libcurl */
+    void *http_ctx;                  /**< passed to http */
+    const char *pinned_public_key;   /**< for the default transport */
+    fv_progress_fn progress;         /**< NULL = no progress reports */
+    void *progress_ctx;              /**< passed to progress */
 } fv_sync_config;
 
+/** What one fv_sync() did. */
 typedef struct fv_sync_result {
-    size_t size;                     /* sizeof(fv_sync_result) */
-    uint64_t pushed, pulled, conflicts;
-    int drained;                     /* 1: nothing left to push or pull */
-    int stopped;                     /* 1: stopped by the deadline or a cancel */
-    int wiped;                       /* 1: the device was revoked; the store is erased */
-    uint64_t rejected;               /* changes fvd refused (not allowed for this user);
+    size_t size;                     /**< sizeof(fv_sync_result) */
+    uint64_t pushed, pulled, conflicts; /**< new entries in the conflict log */
+    int drained;                     /**< 1: nothing left to push or pull */
+    int stopped;                     /**< 1: stopped by the deadline or a cancel */
+    int wiped;                       /**< 1: the device was revoked; the store is erased */
+    uint64_t rejected;               /**< changes fvd refused (not allowed for this user);
                                         the rest of their batches applied */
 } fv_sync_result;
+/** \var fv_sync_result::pushed
+ * changes pushed (accepted by fvd)
+ * \var fv_sync_result::pulled
+ * changes pulled from fvd */
 
-/* Enrol with fvd at server (an http:// or https:// URL) using the one-time
+/** Enrol with fvd at server (an http:// or https:// URL) using the one-time
  * code; keeps the server URL, identity and keys in the store.  FV_EACCES for
  * a refused code, FV_ENET if the server cannot be reached.  cfg may be NULL
  * (only its transport fields are used). */
 FV_API FV_NODISCARD fv_status fv_enroll(fv_db *db, const char *server, const char *code,
                                         const fv_sync_config *cfg);
 
-/* Sync until both directions are drained, the time box ends or fv_sync_cancel
+/** Sync until both directions are drained, the time box ends or fv_sync_cancel
  * is called; stops only at batch boundaries, so the next call resumes where
  * this one stopped.  res may be NULL.  FV_OK also when stopped early
  * (res->stopped); FV_ENET after the retries are spent; FV_EPROTO when fvd
@@ -507,48 +641,61 @@ FV_API FV_NODISCARD fv_status fv_enroll(fv_db *db, const char *server, const cha
  * revoked (res->wiped: the store is erased; close the handle). */
 FV_API FV_NODISCARD fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res);
 
-/* Ask a running fv_sync on db to stop at the next batch boundary.  The only
+/** Ask a running fv_sync on db to stop at the next batch boundary.  The only
  * call that may be made from another thread while db is in use. */
 FV_API fv_status fv_sync_cancel(fv_db *db);
 
+/** A store's sync state (fv_sync_status_get). */
 typedef struct fv_sync_status {
-    size_t size;                     /* sizeof(fv_sync_status) */
-    int enrolled;
-    char server[256];
-    char user[FV_NAME_MAX + 1], role[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
-    char device_id[33];
-    uint64_t pending_changes;        /* in the outbox */
-    uint64_t pull_cursor;
-    int64_t last_sync_ms;            /* last sync that drained both ways; 0 never */
-    char last_error[256];            /* of the last sync; empty if it succeeded */
-    uint32_t policy_version;         /* the access policy in force (0: not enrolled) */
+    size_t size;                     /**< sizeof(fv_sync_status) */
+    int enrolled;                    /**< 1 once fv_enroll succeeded */
+    char server[256];                /**< the server's URL ("" before enrolment) */
+    char user[FV_NAME_MAX + 1], role[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1]; /**< the user's team */
+    char device_id[33];              /**< 32 hex characters */
+    uint64_t pending_changes;        /**< in the outbox */
+    uint64_t pull_cursor;            /**< the server sequence pulled up to */
+    int64_t last_sync_ms;            /**< last sync that drained both ways; 0 never */
+    char last_error[256];            /**< of the last sync; empty if it succeeded */
+    uint32_t policy_version;         /**< the access policy in force (0: not enrolled) */
 } fv_sync_status;
+/** \var fv_sync_status::user
+ * the enrolled user ("" before enrolment)
+ * \var fv_sync_status::role
+ * the user's role: rep, lead, director, service or admin */
 
+/** Fill *st (set st->size first) with the store's enrolment and sync state. */
 FV_API FV_NODISCARD fv_status fv_sync_status_get(fv_db *db, fv_sync_status *st);
 
-/* ---- field keys (enrolled stores) ----
+/** \} */
+
+/** \defgroup field_keys Field keys (enrolled stores)
  * pii and confidential values are sealed on the writing device with its
  * team's field key for that class (XChaCha20-Poly1305, bound to table, row,
  * field and key version) and travel and rest on the server only as that
  * ciphertext.  Keys reach a device as grants from the admin, fetched by
- * fv_sync. */
+ * fv_sync.
+ * \{
+ */
+/** A field key this device holds (fv_field_keys): its identity, never the key. */
 typedef struct fv_field_key_info {
-    char team[FV_NAME_MAX + 1];
-    fv_field_class cls;   /* FV_CLASS_PII or FV_CLASS_CONFIDENTIAL */
-    uint32_t version;     /* 1, 2, ...: rotation adds one; new writes use the newest */
-    char key_id[17];      /* 16 hex digits: the key's public id, never key material */
+    char team[FV_NAME_MAX + 1]; /**< the team whose values it seals */
+    fv_field_class cls;   /**< FV_CLASS_PII or FV_CLASS_CONFIDENTIAL */
+    uint32_t version;     /**< 1, 2, ...: rotation adds one; new writes use the newest */
+    char key_id[17];      /**< 16 hex digits: the key's public id, never key material */
 } fv_field_key_info;
 
-/* The field keys this device holds: up to cap into out, *n = how many are
+/** The field keys this device holds: up to cap into out, *n = how many are
  * held (may exceed cap). */
 FV_API FV_NODISCARD fv_status fv_field_keys(fv_db *db, fv_field_key_info *out, size_t cap,
                                             size_t *n);
-/* The re-encryption pass after a key rotation: every pii/confidential value
+/** The re-encryption pass after a key rotation: every pii/confidential value
  * this user may read and write is written again (the same value, a new
  * change), so it is sealed with the newest key of its team and the old
  * ciphertext is superseded everywhere at the next sync.  *rewritten counts
  * the values.  Values the user may read but not write are left as they are. */
 FV_API FV_NODISCARD fv_status fv_field_reencrypt(fv_db *db, size_t *rewritten);
+
+/** \} */
 
 #ifdef __cplusplus
 }

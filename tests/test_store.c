@@ -385,8 +385,9 @@ static void test_migration_forward(void **state)
 {
     fixture *f = *state;
     /* Make the store look like one written by schema version 1: drop what
-     * migrations 2 to 4 add, then reopen: they run again, data kept, and
-     * the old rows are captured for sync (versions and outbox backfilled). */
+     * migrations 2 to 5 add, then reopen: they run again, data kept, and
+     * the old rows are captured for sync (versions and outbox backfilled)
+     * and given their first stage and grade history entries. */
     char *c = add_customer(f->db, "Old", "A", "intent");
     char *gone = add_customer(f->db, "Gone", NULL, NULL);
     assert_int_equal(fv_delete(f->db, "customer", gone), FV_OK);
@@ -394,6 +395,8 @@ static void test_migration_forward(void **state)
     assert_int_equal(fv__exec(f->db,
         "DROP INDEX customer_by_stage; DROP INDEX customer_by_grade; DROP INDEX customer_by_owner;"
         "DROP INDEX visit_by_customer; DROP INDEX visit_by_time; DROP INDEX contact_by_customer;"
+        "DROP TRIGGER fv_history_on_insert; DROP TRIGGER fv_history_on_update;"
+        "DROP INDEX fv_history_by_row;"
         "DROP TABLE fv_versions; DROP TABLE fv_outbox; DROP TABLE fv_conflicts;"
         "DROP TABLE fv_field_keys; DROP TABLE fv_history;"
         "DELETE FROM fv_meta WHERE key IN ('device_id', 'hlc');"
@@ -409,6 +412,18 @@ static void test_migration_forward(void **state)
         assert_int_equal(sqlite3_column_int(q, 0), 7);
         assert_int_equal(sqlite3_column_int(q, 1), 7);
         assert_int_equal(sqlite3_column_int(q, 2), 1);
+        sqlite3_finalize(q);
+        /* Old's grade and stage: one history entry each, no old value */
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql,
+            "SELECT (SELECT count(*) FROM fv_history WHERE old_value IS NULL),"
+            " (SELECT group_concat(field || '=' || new_value, ',') FROM"
+            "  (SELECT field, new_value FROM fv_history ORDER BY field)),"
+            " (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger')", -1, &q, NULL),
+            SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 2);
+        assert_string_equal((const char *)sqlite3_column_text(q, 1), "grade=A,stage=intent");
+        assert_int_equal(sqlite3_column_int(q, 2), 2);
         sqlite3_finalize(q);
     }
     assert_int_equal(read_user_version(f->db), fv_schema_version());

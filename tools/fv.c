@@ -11,7 +11,9 @@
  * arguments and handler.  main() parses the whole command line against that
  * table before anything is opened, so a usage error (exit 2) never touches a
  * store; then it gets the passphrase (FV_PASSPHRASE, else a no-echo prompt on
- * the terminal), opens the store, runs the handler and closes.
+ * the terminal), opens the store, runs the handler and closes.  `fv COMMAND
+ * --help` is answered by the parser too (the pages, with their examples,
+ * are in fv_help.c); fv report's figures are computed in fv_report.c.
  *
  * Output is built in memory (open_memstream) and written to stdout only
  * when the command succeeds: a failure half way through a list prints the
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -45,7 +48,10 @@
 #include <sodium.h>
 
 #include "fieldvault.h"
+#include "fv_csv.h"
+#include "fv_help.h"
 #include "fv_json.h"
+#include "fv_report.h"
 
 enum {
     EXIT_FAIL = 1,
@@ -122,16 +128,19 @@ static const opt_def customer_filter_opts[] = {
     {"stage", NULL, "STAGE"},
     {"grade", NULL, "GRADE"},
     {"owner", NULL, "USER"},
+    {"ids", NULL, NULL},
     {NULL, NULL, NULL},
 };
 
 static const opt_def customer_id_opts[] = {
     {"customer", NULL, "ID"},
+    {"ids", NULL, NULL},
     {NULL, NULL, NULL},
 };
 
 static const opt_def due_opts[] = {
     {"on", NULL, "YYYY-MM-DD"},
+    {"ids", NULL, NULL},
     {NULL, NULL, NULL},
 };
 
@@ -160,6 +169,24 @@ static const opt_def sync_opts[] = {
 
 static const opt_def conflicts_opts[] = {
     {"all", NULL, NULL},
+    {"ids", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def report_opts[] = {
+    {"month", NULL, "YYYY-MM"},
+    {NULL, NULL, NULL},
+};
+
+/* A metavar ending in "..." makes an option repeatable: every value is kept. */
+static const opt_def csv_import_opts[] = {
+    {"map", NULL, "COL=FIELD..."},
+    {"dry-run", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def csv_export_opts[] = {
+    {"csv", NULL, NULL},
     {NULL, NULL, NULL},
 };
 
@@ -214,7 +241,7 @@ static const list_kind due_list_kind = {"nothing due", due_cols, 1};
 
 /* ---- tables: commands ---- */
 
-#define GIVEN_MAX 32
+#define GIVEN_MAX 64 /* fv import: a --map per column of a wide sheet */
 
 typedef struct command command;
 
@@ -235,6 +262,8 @@ typedef struct args {
 typedef struct output {
     FILE *f; /* memory stream; copied to stdout on success */
     int json;
+    int ids; /* --ids: lists print only their ids, one a line */
+    int keep; /* the output stands although the exit is nonzero (fv import: rows rejected) */
     fvj_writer j;
 } output;
 
@@ -243,6 +272,7 @@ typedef int (*command_fn)(fv_db *db, const args *a, output *o);
 #define CMD_CREATE 0x1u   /* creates the store (fv init) */
 #define CMD_NEW_PASS 0x2u /* needs a new passphrase too (fv passwd) */
 #define CMD_FIELDS 0x4u   /* at least one field option is needed (update) */
+#define CMD_ID_OPTIONAL 0x8u /* the positional after DB may be left out (export's FILE) */
 
 struct command {
     const char *group;       /* "customer", or NULL for a one-word command */
@@ -279,6 +309,9 @@ static int run_enroll(fv_db *db, const args *a, output *o);
 static int run_sync(fv_db *db, const args *a, output *o);
 static int run_status(fv_db *db, const args *a, output *o);
 static int run_whoami(fv_db *db, const args *a, output *o);
+static int run_report(fv_db *db, const args *a, output *o);
+static int run_import(fv_db *db, const args *a, output *o);
+static int run_export(fv_db *db, const args *a, output *o);
 
 static const command commands[] = {
     {NULL, "init", NULL, 0, {init_opts, NULL}, {NULL}, CMD_CREATE, run_init,
@@ -293,7 +326,7 @@ static const command commands[] = {
     {"customer", "show", "customer", 1, {NULL, NULL}, {NULL}, 0, run_show,
      "customer show DB ID [--json]", "one customer, field by field"},
     {"customer", "list", "customer", 0, {customer_filter_opts, NULL}, {NULL}, 0,
-     run_customer_list, "customer list DB [--stage S] [--grade G] [--owner USER] [--json]",
+     run_customer_list, "customer list DB [--stage S] [--grade G] [--owner USER] [--ids] [--json]",
      "customers by name"},
     {"customer", "delete", "customer", 1, {NULL, NULL}, {NULL}, 0, run_delete,
      "customer delete DB ID", "delete a customer"},
@@ -301,16 +334,16 @@ static const command commands[] = {
      "contact add DB --customer ID --name NAME [--title T] [--phone P] [--email E]",
      "record a contact person; prints its id"},
     {"contact", "list", "contact", 0, {customer_id_opts, NULL}, {"customer", NULL}, 0,
-     run_contact_list, "contact list DB --customer ID [--json]", "a customer's contacts"},
+     run_contact_list, "contact list DB --customer ID [--ids] [--json]", "a customer's contacts"},
     {"visit", "add", "visit", 0, {visit_opts, NULL}, {"customer", "method", "summary"}, 0, run_add,
      "visit add DB --customer ID --method visit|phone|email|video|other --summary TEXT\n"
      "        [--at ISO8601] [--feedback T] [--agreement T] [--next-action T]\n"
      "        [--next-owner USER] [--next-due YYYY-MM-DD]",
      "record a visit or call; prints its id"},
     {"visit", "list", "visit", 0, {customer_id_opts, NULL}, {NULL}, 0, run_visit_list,
-     "visit list DB [--customer ID] [--json]", "visits, newest first"},
+     "visit list DB [--customer ID] [--ids] [--json]", "visits, newest first"},
     {NULL, "due", "customer", 0, {due_opts, NULL}, {NULL}, 0, run_due,
-     "due DB [--on YYYY-MM-DD] [--json]", "customers due for a follow-up (default: today)"},
+     "due DB [--on YYYY-MM-DD] [--ids] [--json]", "customers due for a follow-up (default: today)"},
     {NULL, "passwd", NULL, 0, {NULL, NULL}, {NULL}, CMD_NEW_PASS, run_passwd, "passwd DB",
      "change the passphrase (new one from FV_NEW_PASSPHRASE or a prompt)"},
     {NULL, "rekey", NULL, 0, {NULL, NULL}, {NULL}, 0, run_rekey, "rekey DB",
@@ -332,7 +365,8 @@ static const command commands[] = {
      run_conflicts_resolve, "conflicts resolve DB CONFLICT_ID --keep mine|theirs",
      "settle a conflict: the kept value becomes a new change everywhere"},
     {NULL, "conflicts", NULL, 0, {conflicts_opts, NULL}, {NULL}, 0, run_conflicts,
-     "conflicts DB [--all] [--json]", "concurrent edits that were overwritten (--all: resolved too)"},
+     "conflicts DB [--all] [--ids] [--json]",
+     "concurrent edits that were overwritten (--all: resolved too)"},
     {NULL, "state-hash", NULL, 0, {NULL, NULL}, {NULL}, 0, run_state_hash, "state-hash DB",
      "a hash of every visible record and field: equal on replicas holding the same data"},
     {NULL, "enroll", NULL, 0, {enroll_opts, NULL}, {"server", "code", NULL}, 0, run_enroll,
@@ -344,6 +378,26 @@ static const command commands[] = {
      "enrolment, pending changes, last sync, last error"},
     {NULL, "whoami", NULL, 0, {NULL, NULL}, {NULL}, 0, run_whoami, "whoami DB [--json]",
      "user, role, team, access policy version and field keys held"},
+    {NULL, "report", NULL, 0, {report_opts, NULL}, {NULL}, 0, run_report,
+     "report DB [--month YYYY-MM] [--json]",
+     "a month's pipeline, conversion, churn, visits per week and overdue follow-ups"},
+#define IMPORT_ROW(verb, table)                                                                  \
+    {"import", verb, table, 1, {csv_import_opts, NULL}, {NULL}, 0, run_import,                   \
+     "import " verb " DB FILE.csv [--map COL=field]... [--dry-run] [--json]",                    \
+     "add " verb " from a UTF-8 CSV file (header row: field names) in one transaction; "         \
+     "reports rejected and duplicate rows"}
+#define EXPORT_ROW(verb, table)                                                                  \
+    {"export", verb, table, 1, {csv_export_opts, NULL}, {"csv", NULL}, CMD_ID_OPTIONAL,          \
+     run_export, "export " verb " DB --csv [FILE]",                                              \
+     "write the " verb " you may read as CSV (to stdout without FILE)"}
+    IMPORT_ROW("customers", "customer"),
+    IMPORT_ROW("contacts", "contact"),
+    IMPORT_ROW("visits", "visit"),
+    EXPORT_ROW("customers", "customer"),
+    EXPORT_ROW("contacts", "contact"),
+    EXPORT_ROW("visits", "visit"),
+#undef IMPORT_ROW
+#undef EXPORT_ROW
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -407,13 +461,37 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const command *c, c
     return EXIT_USAGE;
 }
 
+/* "customer add" or "init": the words that name c. */
+static void command_words(const command *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s%s", c->group ? c->group : "", c->group ? " " : "", c->verb);
+}
+
+/* fv COMMAND --help: the command's page (fv_help.c). */
+static void print_command_help(FILE *f, const command *c)
+{
+    char words[2 * FV_NAME_MAX + 2];
+    command_words(c, words, sizeof words);
+    (void)fvh_print(f, words, c->synopsis, c->summary);
+}
+
+/* fv GROUP --help: the group's commands. */
+static void print_group_help(FILE *f, const char *group)
+{
+    fprintf(f, "fv %s commands (fv %s VERB --help shows one with examples):\n", group, group);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].group != NULL && strcmp(commands[i].group, group) == 0)
+            fprintf(f, "  fv %s\n        %s\n", commands[i].synopsis, commands[i].summary);
+}
+
 static void print_help(FILE *f)
 {
     fputs("fv - the fieldvault command-line client: an encrypted offline store of\n"
           "customers, contacts and visits.\n\nCommands:\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  fv %s\n        %s\n", commands[i].synopsis, commands[i].summary);
-    fputs("  fv --help | fv help\n  fv --version\n\n"
+    fputs("  fv --help | fv help\n  fv COMMAND --help | fv help COMMAND\n"
+          "        a command's options and examples\n  fv --version\n\n"
           "Options may come before or after DB and ID, as --opt VALUE or --opt=VALUE;\n"
           "\"--\" ends the options.  --json prints one JSON document on stdout.\n\n"
           "Environment:\n"
@@ -445,7 +523,9 @@ static const char *arg_get(const args *a, const char *name)
 
 static int arg_set(args *a, const opt_def *def, const char *value)
 {
-    for (size_t i = 0; i < a->ngiven; i++)
+    size_t mlen = def->metavar != NULL ? strlen(def->metavar) : 0;
+    int repeats = mlen > 3 && strcmp(def->metavar + mlen - 3, "...") == 0;
+    for (size_t i = 0; i < a->ngiven && !repeats; i++)
         if (a->opts[i].def == def) { /* repeated: the last one wins */
             a->opts[i].value = value;
             return 0;
@@ -483,12 +563,37 @@ static int find_command(int argc, char **argv, int *i, const command **out)
         }
     }
     if (!group_known) return usage_error(NULL, "unknown command '%s'", w1);
+    if (*i + 1 < argc && (strcmp(argv[*i + 1], "--help") == 0 || strcmp(argv[*i + 1], "-h") == 0)) {
+        print_group_help(stdout, w1);
+        return 0;
+    }
     if (*i + 1 < argc) fprintf(stderr, "fv: unknown command '%s %s'\n", w1, argv[*i + 1]);
     else fprintf(stderr, "fv: '%s' needs a command\n", w1);
     for (size_t k = 0; k < NCOMMANDS; k++)
         if (commands[k].group != NULL && strcmp(commands[k].group, w1) == 0)
             print_synopsis(stderr, &commands[k]);
     return EXIT_USAGE;
+}
+
+/* fv help WORDS...: the help of the command (or group) they name. */
+static int help_command(int argc, char **argv, int i)
+{
+    for (size_t k = 0; i + 1 == argc && k < NCOMMANDS; k++)
+        if (commands[k].group != NULL && strcmp(commands[k].group, argv[i]) == 0) {
+            int one_word = 0; /* "conflicts" is a command and a group */
+            for (size_t m = 0; m < NCOMMANDS; m++)
+                if (commands[m].group == NULL && strcmp(commands[m].verb, argv[i]) == 0)
+                    one_word = 1;
+            if (one_word) break;
+            print_group_help(stdout, argv[i]);
+            return 0;
+        }
+    const command *c = NULL;
+    int rc = find_command(argc, argv, &i, &c);
+    if (rc >= 0) return rc;
+    if (i < argc) return usage_error(c, "fv help takes a command's words only (got '%s')", argv[i]);
+    print_command_help(stdout, c);
+    return 0;
 }
 
 /* One "--name[=value]" argument at argv[*i]. -1 to go on, else an exit code. */
@@ -503,8 +608,7 @@ static int parse_option(int argc, char **argv, int *i, args *a)
         return -1;
     }
     if (len == 4 && memcmp(arg, "help", 4) == 0 && eq == NULL) {
-        print_synopsis(stdout, c);
-        printf("%s\n", c->summary);
+        print_command_help(stdout, c);
         return 0;
     }
     const opt_def *o = find_opt(c, arg, len);
@@ -552,9 +656,10 @@ static int parse_command_args(int argc, char **argv, int i, args *a)
     }
     if (a->db == NULL) return usage_error(c, "missing DB (the store file)");
     if (a->db[0] == '\0') return usage_error(c, "DB is an empty path");
-    if (c->takes_id && a->id == NULL) {
+    if (c->takes_id && a->id == NULL && !(c->flags & CMD_ID_OPTIONAL)) {
         /* the second positional: FILE for change sets, CONFLICT_ID, else ID */
-        const char *what = c->group && strcmp(c->group, "changes") == 0     ? "FILE"
+        const char *what = c->group && (strcmp(c->group, "changes") == 0 ||
+                                        strcmp(c->group, "import") == 0) ? "FILE"
                            : c->group && strcmp(c->group, "conflicts") == 0 ? "CONFLICT_ID"
                                                                             : "ID";
         return usage_error(c, "missing %s", what);
@@ -564,6 +669,8 @@ static int parse_command_args(int argc, char **argv, int i, args *a)
             return usage_error(c, "--%s is required", c->required[k]);
     if ((c->flags & CMD_FIELDS) && a->ngiven == 0)
         return usage_error(c, "nothing to change: give at least one field option");
+    if (a->json && arg_get(a, "ids") != NULL)
+        return usage_error(c, "--ids and --json do not go together");
     return -1;
 }
 
@@ -591,9 +698,11 @@ static int parse_args(int argc, char **argv, args *a)
     }
     if (i >= argc) return usage_error(NULL, "no command given");
     if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 < argc) return usage_error(NULL, "fv help takes no arguments");
-        print_help(stdout);
-        return 0;
+        if (i + 1 >= argc) {
+            print_help(stdout);
+            return 0;
+        }
+        return help_command(argc, argv, i + 1);
     }
     int rc = find_command(argc, argv, &i, &a->cmd);
     if (rc >= 0) return rc;
@@ -1183,6 +1292,10 @@ static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
     if (table_init(&t, kind->cols) != 0) st = FV_EINTERNAL;
     if (o->json) fvj_begin_array(&o->j);
     while (st == FV_OK && (st = fv_list_next(l, &r)) == FV_OK && r != NULL) {
+        if (o->ids) { /* --ids: one id a line, nothing else (even for an empty list) */
+            fprintf(o->f, "%s\n", fv_record_id(r));
+            continue;
+        }
         if (!o->json) {
             st = table_add(&t, db, r);
             continue;
@@ -1199,6 +1312,7 @@ static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
         fvj_end_object(&o->j);
     }
     if (o->json) fvj_end_array(&o->j);
+    else if (o->ids) { /* printed as they came */ }
     else if (st == FV_OK && t.nrows == 0) fprintf(o->f, "%s\n", kind->none);
     else if (st == FV_OK) table_print(&t, o->f);
     table_free(&t);
@@ -1212,6 +1326,7 @@ static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
 static void emit_result(output *o, const char *key, const char *value, const char *text)
 {
     if (o->json) {
+        fvj_set_layout(&o->j, FVJ_LINE);
         fvj_begin_object(&o->j);
         fvj_member_string(&o->j, key, value);
         fvj_key(&o->j, "ok");
@@ -1391,6 +1506,7 @@ static int run_changes_export(fv_db *db, const args *a, output *o)
     fv_status st = fv_changes_export_file(db, a->id, flags, &info);
     if (st != FV_OK) return lib_fail(db, st);
     if (o->json) {
+        fvj_set_layout(&o->j, FVJ_LINE);
         fvj_begin_object(&o->j);
         fvj_member_string(&o->j, "file", a->id);
         fvj_key(&o->j, "count");
@@ -1410,6 +1526,7 @@ static int run_changes_import(fv_db *db, const args *a, output *o)
     fv_status st = fv_changes_apply_file(db, a->id, &s);
     if (st != FV_OK) return lib_fail(db, st);
     if (o->json) {
+        fvj_set_layout(&o->j, FVJ_LINE);
         fvj_begin_object(&o->j);
         fvj_key(&o->j, "received");
         fvj_int(&o->j, (int64_t)s.received);
@@ -1465,6 +1582,10 @@ static int run_conflicts(fv_db *db, const args *a, output *o)
             json_conflict(&o->j, c);
             continue;
         }
+        if (o->ids) {
+            fprintf(o->f, "%s\n", c->id);
+            continue;
+        }
         size_t w;
         char *mine = cell_text(c->mine ? c->mine : "(empty)", 40, &w);
         char *theirs = cell_text(c->theirs ? c->theirs : "(empty)", 40, &w);
@@ -1476,7 +1597,7 @@ static int run_conflicts(fv_db *db, const args *a, output *o)
         free(theirs);
     }
     if (o->json) fvj_end_array(&o->j);
-    else if (st == FV_OK && n == 0) fprintf(o->f, "no conflicts\n");
+    else if (st == FV_OK && n == 0 && !o->ids) fprintf(o->f, "no conflicts\n");
     fv_conflicts_free(l);
     return st == FV_OK ? 0 : lib_fail(db, st);
 }
@@ -1517,6 +1638,7 @@ static int run_enroll(fv_db *db, const args *a, output *o)
     ss.size = sizeof ss;
     if ((st = fv_sync_status_get(db, &ss)) != FV_OK) return lib_fail(db, st);
     if (o->json) {
+        fvj_set_layout(&o->j, FVJ_LINE);
         fvj_begin_object(&o->j);
         fvj_member_string(&o->j, "server", ss.server);
         fvj_member_string(&o->j, "device_id", ss.device_id);
@@ -1531,13 +1653,65 @@ static int run_enroll(fv_db *db, const args *a, output *o)
     return 0;
 }
 
+/* fv sync's progress: the latest figures (for the summary line) and, when
+ * stderr is a terminal, one status line redrawn in place: a bar for the
+ * push (its total is the outbox when the sync began) and running counts
+ * for the pull (whose total nobody knows in advance). */
+typedef struct sync_progress {
+    int draw;               /* stderr is a terminal */
+    uint64_t push_total;    /* changes waiting when the sync began */
+    fv_sync_progress last;  /* the latest figures reported */
+    int64_t drawn_ms;       /* when the line was last drawn (monotonic) */
+    unsigned frame;         /* spinner frame */
+} sync_progress;
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "812 B", "12.3 KiB", "4.1 MiB" */
+static void format_bytes(uint64_t n, char *buf, size_t cap)
+{
+    if (n < 1024) snprintf(buf, cap, "%llu B", (unsigned long long)n);
+    else if (n < 1024 * 1024) snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
+    else snprintf(buf, cap, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+static void draw_progress(sync_progress *sp, int force)
+{
+    static const char *const spin[] = {"\u280b", "\u2819", "\u2839", "\u2838", "\u283c",
+                                       "\u2834", "\u2826", "\u2827", "\u2807", "\u280f"};
+    int64_t now = monotonic_ms();
+    if (!sp->draw || (!force && now - sp->drawn_ms < 80)) return;
+    sp->drawn_ms = now;
+    const fv_sync_progress *p = &sp->last;
+    char sent[32], received[32], bar[128], line[512];
+    format_bytes(p->bytes_sent, sent, sizeof sent);
+    format_bytes(p->bytes_received, received, sizeof received);
+    uint64_t total = sp->push_total > p->pushed ? sp->push_total : p->pushed;
+    fvr_bar(p->pushed, total, 16, bar, sizeof bar);
+    snprintf(line, sizeof line, "sync %s \u2191 push [%s] %llu/%llu, %s  \u2193 pull %llu, %s",
+             force ? " " : spin[sp->frame++ % 10], bar, (unsigned long long)p->pushed,
+             (unsigned long long)total, sent, (unsigned long long)p->pulled, received);
+    struct winsize ws;
+    size_t cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    if (text_width(line) >= cols) /* no room for the bar: the figures alone */
+        snprintf(line, sizeof line, "sync \u2191 %llu/%llu %s \u2193 %llu %s",
+                 (unsigned long long)p->pushed, (unsigned long long)total, sent,
+                 (unsigned long long)p->pulled, received);
+    if (text_width(line) >= cols) line[0] = '\0';
+    fprintf(stderr, "\r%s\x1b[K", line);
+    fflush(stderr);
+}
+
 static void on_progress(void *ctx, const fv_sync_progress *p)
 {
-    (void)ctx;
-    fprintf(stderr, "\rsync: pushed %llu, pulled %llu changes (%llu KiB sent, %llu received)",
-            (unsigned long long)p->pushed, (unsigned long long)p->pulled,
-            (unsigned long long)(p->bytes_sent / 1024), (unsigned long long)(p->bytes_received / 1024));
-    fflush(stderr);
+    sync_progress *sp = ctx;
+    sp->last = *p;
+    draw_progress(sp, 0);
 }
 
 static int run_sync(fv_db *db, const args *a, output *o)
@@ -1553,13 +1727,26 @@ static int run_sync(fv_db *db, const args *a, output *o)
             return usage_error(a->cmd, "--max-seconds must be a whole number from 1 to 86400");
         cfg.max_ms = (int64_t)secs * 1000;
     }
-    int tty = isatty(STDERR_FILENO) && !o->json;
-    if (tty) cfg.progress = on_progress;
+    sync_progress sp;
+    memset(&sp, 0, sizeof sp);
+    sp.draw = isatty(STDERR_FILENO) && !o->json;
+    if (sp.draw) {
+        fv_sync_status ss;
+        memset(&ss, 0, sizeof ss);
+        ss.size = sizeof ss;
+        if (fv_sync_status_get(db, &ss) == FV_OK) sp.push_total = ss.pending_changes;
+        draw_progress(&sp, 1);
+    }
+    cfg.progress = on_progress;
+    cfg.progress_ctx = &sp;
     fv_sync_result r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
     fv_status st = fv_sync(db, &cfg, &r);
-    if (tty) fputc('\n', stderr);
+    if (sp.draw) {
+        draw_progress(&sp, 1);
+        fputc('\n', stderr);
+    }
     if (st != FV_OK) return lib_fail(db, st);
     if (o->json) {
         fvj_begin_object(&o->j);
@@ -1575,8 +1762,12 @@ static int run_sync(fv_db *db, const args *a, output *o)
         fvj_bool(&o->j, r.drained);
         fvj_end_object(&o->j);
     } else {
-        fprintf(o->f, "pushed %llu, pulled %llu, conflicts %llu%s\n", (unsigned long long)r.pushed,
-                (unsigned long long)r.pulled, (unsigned long long)r.conflicts,
+        char sent[32], received[32];
+        format_bytes(sp.last.bytes_sent, sent, sizeof sent);
+        format_bytes(sp.last.bytes_received, received, sizeof received);
+        fprintf(o->f, "pushed %llu, pulled %llu, conflicts %llu (%s sent, %s received)%s\n",
+                (unsigned long long)r.pushed, (unsigned long long)r.pulled,
+                (unsigned long long)r.conflicts, sent, received,
                 r.drained ? "" : " (stopped by the time limit: run fv sync again)");
         if (r.rejected > 0)
             fprintf(o->f, "refused by the server: %llu change(s) this user may not make "
@@ -1681,6 +1872,65 @@ static int run_whoami(fv_db *db, const args *a, output *o)
     return 0;
 }
 
+/* ---- spreadsheets: fv import, fv export --csv (fv_csv.c) ---- */
+
+static int run_import(fv_db *db, const args *a, output *o)
+{
+    const char *maps[GIVEN_MAX];
+    fvcsv_alias aliases[FV_RECORD_FIELDS_MAX];
+    fvcsv_import_args ia;
+    memset(&ia, 0, sizeof ia);
+    for (size_t i = 0; i < a->ngiven; i++)
+        if (strcmp(a->opts[i].def->name, "map") == 0) maps[ia.nmaps++] = a->opts[i].value;
+    /* a column may be named like fv's option for the field: the add command's */
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        const command *c = &commands[k];
+        if (c->group == NULL || strcmp(c->group, a->cmd->table) != 0 || strcmp(c->verb, "add") != 0)
+            continue;
+        for (const opt_def *d = c->opts[0]; d != NULL && d->name != NULL; d++)
+            if (d->field != NULL && ia.naliases < FV_RECORD_FIELDS_MAX)
+                aliases[ia.naliases++] = (fvcsv_alias){d->name, d->field};
+    }
+    ia.table = a->cmd->table;
+    ia.path = a->id;
+    ia.maps = maps;
+    ia.aliases = aliases;
+    ia.dry_run = arg_get(a, "dry-run") != NULL;
+    int reported = 0;
+    int rc = fvcsv_import(db, &ia, o->f, o->json ? &o->j : NULL, &reported);
+    if (rc == EXIT_USAGE) print_synopsis(stderr, a->cmd);
+    o->keep = reported; /* exit 1 with the report: some rows were rejected */
+    return rc;
+}
+
+static int run_export(fv_db *db, const args *a, output *o)
+{
+    if (o->json && a->id == NULL)
+        return usage_error(a->cmd, "--json needs FILE (without it the CSV itself goes to stdout)");
+    return fvcsv_export(db, a->cmd->table, a->id, o->f, o->json ? &o->j : NULL);
+}
+
+/* ---- report ---- */
+
+static int run_report(fv_db *db, const args *a, output *o)
+{
+    const char *m = arg_get(a, "month");
+    int year, month;
+    time_t now = time(NULL);
+    if (m != NULL) {
+        if (fvr_month_parse(m, &year, &month) != 0)
+            return usage_error(a->cmd, "--month must be YYYY-MM (got '%.20s')", m);
+    } else { /* the current month, UTC */
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        year = tm.tm_year + 1900;
+        month = tm.tm_mon + 1;
+    }
+    fv_status st = fvr_report(db, year, month, (int64_t)now * 1000, o->f, o->json ? &o->j : NULL,
+                              isatty(STDOUT_FILENO));
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
 /* ---- main ---- */
 
 /* Copy the buffered output to stdout; an output error is a failure. */
@@ -1701,12 +1951,13 @@ static int run(const args *a)
     output o;
     memset(&o, 0, sizeof o);
     o.json = a->json;
+    o.ids = arg_get(a, "ids") != NULL;
     o.f = open_memstream(&buf, &len);
     if (o.f == NULL) rc = fail("out of memory");
     if (rc == 0) {
         fvj_init(&o.j, o.f, 1);
         rc = a->cmd->run(db, a, &o);
-        if ((rc == 0 || rc == EXIT_PARTIAL) && o.json && fvj_finish(&o.j) != 0)
+        if ((rc == 0 || rc == EXIT_PARTIAL || o.keep) && o.json && fvj_finish(&o.j) != 0)
             rc = fail("internal error writing JSON");
     }
     fv_status st = fv_close(db);
@@ -1715,7 +1966,7 @@ static int run(const args *a)
     if (o.f != NULL) {
         if (fclose(o.f) != 0 && rc == 0) rc = fail("out of memory");
         /* a partial sync still reports what it did */
-        if (rc == 0 || rc == EXIT_PARTIAL) {
+        if (rc == 0 || rc == EXIT_PARTIAL || o.keep) {
             int frc = flush_output(buf, len);
             if (frc != 0) rc = frc;
         }
@@ -1746,7 +1997,7 @@ int fv_fuzz_parse_args(int argc, char **argv)
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0 && (a.cmd == NULL || a.db == NULL || a.db[0] == '\0' ||
-                   (a.cmd->takes_id && a.id == NULL)))
+                   (a.cmd->takes_id && a.id == NULL && !(a.cmd->flags & CMD_ID_OPTIONAL))))
         abort(); /* "go on and run" with an incomplete command line */
     return rc;
 }

@@ -33,9 +33,24 @@ static void puts_(fvj_writer *w, const char *s)
     put(w, s, strlen(s));
 }
 
+void fvj_set_layout(fvj_writer *w, int pretty)
+{
+    if (w->depth > 0 || w->done) {
+        w->failed = 1;
+        return;
+    }
+    w->pretty = pretty;
+}
+
+/* Between two members: one line keeps a space after the comma. */
+static void comma(fvj_writer *w)
+{
+    puts_(w, w->pretty == FVJ_LINE ? ", " : ",");
+}
+
 static void newline_indent(fvj_writer *w, int depth)
 {
-    if (!w->pretty) return;
+    if (w->pretty != FVJ_PRETTY) return;
     put(w, "\n", 1);
     for (int i = 0; i < depth; i++) put(w, "  ", 2);
 }
@@ -59,7 +74,7 @@ static int begin_value(fvj_writer *w)
         w->key_pending = 0;
         return 1;
     }
-    if (w->stack[w->depth - 1].count++ > 0) put(w, ",", 1);
+    if (w->stack[w->depth - 1].count++ > 0) comma(w);
     newline_indent(w, w->depth);
     return 1;
 }
@@ -191,7 +206,7 @@ void fvj_key(fvj_writer *w, const char *key)
         w->failed = 1;
         return;
     }
-    if (w->stack[w->depth - 1].count++ > 0) put(w, ",", 1);
+    if (w->stack[w->depth - 1].count++ > 0) comma(w);
     newline_indent(w, w->depth);
     write_escaped(w, key, strlen(key));
     puts_(w, w->pretty ? ": " : ":");

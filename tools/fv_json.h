@@ -20,7 +20,7 @@
 
 typedef struct fvj_writer {
     FILE *out;         /* borrowed; not closed by the writer */
-    int pretty;        /* newline and two-space indent per level */
+    int pretty;        /* FVJ_COMPACT, FVJ_PRETTY or FVJ_LINE */
     int depth;         /* open containers */
     int failed;        /* misuse or output error seen */
     int key_pending;   /* a key was written, its value is due */
@@ -31,8 +31,17 @@ typedef struct fvj_writer {
     } stack[FVJ_DEPTH_MAX];
 } fvj_writer;
 
+/* Layouts: no whitespace at all; a newline and a two-space indent per
+ * level; or one line with a space after each ':' and ',' ({"id": "x",
+ * "ok": true}), for results a shell script reads line by line. */
+#define FVJ_COMPACT 0
+#define FVJ_PRETTY 1
+#define FVJ_LINE 2
+
 /* Start a document on out (borrowed for the writer's life). */
 void fvj_init(fvj_writer *w, FILE *out, int pretty);
+/* Change the layout; only before the first value. */
+void fvj_set_layout(fvj_writer *w, int pretty);
 
 void fvj_begin_object(fvj_writer *w);
 void fvj_end_object(fvj_writer *w);
