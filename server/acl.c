@@ -1,5 +1,7 @@
 /*
- * acl.c - see acl.h.
+ * acl.c - see acl.h.  Layout: the policy in force; the rows of a push
+ * batch (an open-addressing map) and who may write them; who may read a
+ * pulled change.
  */
 #include "acl.h"
 
@@ -8,6 +10,16 @@
 #include <string.h>
 
 #include "internal.h"
+
+fv_status fvd_policy_current(fvd_store *s, fv__policy *p, int *stored, char *err,
+                             size_t errcap)
+{
+    int found = 0;
+    fv_status st = s->ops->get_policy(s, p, &found, err, errcap);
+    if (st == FV_OK && !found) fv__policy_default(p);
+    if (stored != NULL) *stored = st == FV_OK && found;
+    return st;
+}
 
 typedef struct row {
     int used;

@@ -5,6 +5,11 @@
  * batch applies) and to pulls (only rows in the user's scope, only fields
  * the role may read).
  *
+ * The policy in force is the one `fvd admin policy set` stored, else the
+ * built-in version 1 (fv__policy_default).  Every request reads it from the
+ * store (fvd_policy_current: one small row), so a policy set by another
+ * process applies from the next request on, on every fvd sharing the store.
+ *
  * Row scope needs a row's customer owner and team.  For a push they are
  * resolved for every row of the batch before anything of it is applied
  * (fvd_rows_*): a row the store knows is judged as it stands before the
@@ -21,6 +26,12 @@
 #include "store.h"
 
 typedef struct fvd_rows fvd_rows;
+
+/* The policy in force into *p: the stored one, else fv__policy_default.
+ * *stored (may be NULL) = 1 if it came from the store.  Store failures as
+ * the store reports them. */
+fv_status fvd_policy_current(fvd_store *s, fv__policy *p, int *stored, char *err,
+                             size_t errcap);
 
 /* A map of the rows of one batch.  NULL on allocation failure. */
 fvd_rows *fvd_rows_new(void);

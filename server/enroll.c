@@ -8,12 +8,15 @@
  * read as 1 and 0), so a code typed in lower case or without dashes still
  * works.  The request is not signed: the code is the credential, and the
  * store consumes it atomically (store->enroll), so a code enrols one device.
+ * The answer carries the access policy in force (acl.h), read before the
+ * code is consumed, so a store failure leaves the code usable.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "acl.h"
 #include "fvd.h"
 
 static const char ALPHABET[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -72,9 +75,15 @@ void fvd_enroll(fvd_store *s, const unsigned char *body, size_t len, int64_t now
                    "public_key is not a valid Ed25519 public key");
         return;
     }
+    fv__policy policy;
+    fv_status st = fvd_policy_current(s, &policy, NULL, err, sizeof err);
+    if (st != FV_OK) {
+        fvd_refuse_store(r, st, "reading the access policy", err);
+        return;
+    }
     fvd_device d;
-    fv_status st = s->ops->enroll(s, hash, q.device_id, q.public_key, q.device_name, now_ms, &d,
-                                  err, sizeof err);
+    st = s->ops->enroll(s, hash, q.device_id, q.public_key, q.device_name, now_ms, &d, err,
+                        sizeof err);
     char hex[2 * FV_DEVICE_LEN + 1];
     fvd_hex(q.device_id, FV_DEVICE_LEN, hex);
     if (st == FV_ENOTFOUND || st == FV_EEXIST) {
@@ -109,6 +118,8 @@ void fvd_enroll(fvd_store *s, const unsigned char *body, size_t len, int64_t now
     snprintf(a.team, sizeof a.team, "%s", d.team);
     a.server_time_ms = now_ms;
     memcpy(a.device_id, q.device_id, FV_DEVICE_LEN);
+    a.has_policy = true;
+    fv__wire_policy_out(&policy, &a.policy);
     r->body.len = 0;
     if (fv__wire_encode_enroll_response(&a, fv__membuf_write, &r->body, err, sizeof err) != FV_OK) {
         /* the device is enrolled; a retry gets 409 and the admin re-issues */

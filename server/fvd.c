@@ -10,6 +10,9 @@
  *   fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys grant TEAM
  *   fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys rotate TEAM CLASS
  *   fvd admin (--data DIR | --postgres URL) keys list [--json]
+ *   fvd admin (--data DIR | --postgres URL) policy set FILE
+ *   fvd admin (--data DIR | --postgres URL) policy show [--json]
+ *   fvd admin (--data DIR | --postgres URL) set-user NAME --role ROLE [--team TEAM]
  *
  * serve prints "fvd: listening on HOST:PORT (sqlite DIR)" (or "(postgres)")
  * on stdout once it accepts connections - with the real port when PORT is
@@ -24,6 +27,17 @@
  * creates the file) and print one line for the team:
  * "team east: pii v1, confidential v1; 3 grants issued".  list reads only
  * the store.  serve never opens the key file.
+ *
+ * The access policy (core/policy.h): policy set parses FILE (the text form
+ * of fv__policy_parse; an error names the line), refuses a version not
+ * above the one in force (the built-in default is version 1 while none is
+ * stored), stores it and prints "policy version N stored".  policy show
+ * prints the policy in force in that text form (fv__policy_format), or as
+ * JSON.  set-user changes a user's role (one of the policy in force) and,
+ * with --team, team - without it the team stays - and prints "user NAME:
+ * role ROLE, team TEAM" ("-" for no team).  A running fvd (any number of
+ * processes on the store) applies both from its next request on: every
+ * request reads the policy and the device's user from the store.
  *
  * Exit status: 0 done, 1 failed (message on stderr), 2 usage error.
  *
@@ -43,6 +57,7 @@
 #include <pthread.h>
 #include <sodium.h>
 
+#include "acl.h"
 #include "adminkeys.h"
 #include "fvd.h"
 #include "http.h"
@@ -61,10 +76,18 @@ static const char USAGE[] =
     "  fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys grant TEAM\n"
     "  fvd admin (--data DIR | --postgres URL --admin-keys FILE) keys rotate TEAM CLASS\n"
     "  fvd admin (--data DIR | --postgres URL) keys list [--json]\n"
-    "ROLE is rep, lead, director, service or admin; DEVICE_ID is 32 hex digits;\n"
+    "  fvd admin (--data DIR | --postgres URL) policy set FILE\n"
+    "  fvd admin (--data DIR | --postgres URL) policy show [--json]\n"
+    "  fvd admin (--data DIR | --postgres URL) set-user NAME --role ROLE [--team TEAM]\n"
+    "ROLE is rep, lead, director, service or admin (set-user: a role of the policy\n"
+    "in force; without --team the user's team stays); DEVICE_ID is 32 hex digits;\n"
     "CLASS is pii or confidential.  The admin key file is DIR/" FVD_ADMIN_KEYS_FILE
     ", or the FILE\n"
-    "of --admin-keys; its passphrase comes from " FVD_ADMIN_PASS_ENV " or the terminal.\n";
+    "of --admin-keys; its passphrase comes from " FVD_ADMIN_PASS_ENV " or the terminal.\n"
+    "A policy FILE has a line \"version N\" (N above the version in force) and per\n"
+    "role \"ROLE SCOPE CUSTOMER CONTACT VISIT\", e.g. \"service all r-- r-- www\": SCOPE\n"
+    "none, own, team or all; per table the public, pii and confidential fields'\n"
+    "access, - none, r read, w write (policy show prints the one in force).\n";
 
 FVD_PRINTF(1, 2)
 static int usage(const char *fmt, ...)
@@ -620,20 +643,244 @@ static int check_keys_args(const args *a, char **keyfile)
     return 0;
 }
 
+/* ---- admin policy and set-user ---- */
+
+/* A policy file is a few lines; anything much larger is not one. */
+#define POLICY_FILE_MAX ((size_t)64 << 10)
+
+static const char *const SCOPE_NAMES[] = {"none", "own", "team", "all"};
+
+static const char *scope_name(fv__scope sc)
+{
+    return (unsigned)sc <= FV__SCOPE_ALL ? SCOPE_NAMES[sc] : "?";
+}
+
+/* A role's access to one table as "rw-" (public, pii, confidential). */
+static void access_text(const fv__policy_role *r, int table, char out[4])
+{
+    static const char chars[] = "-rw";
+    for (int c = 0; c < 3; c++) {
+        unsigned a = r->access[table][c];
+        out[c] = a <= 2 ? chars[a] : '?';
+    }
+    out[3] = '\0';
+}
+
+static const fv__policy_role *policy_role(const fv__policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->nroles && i < FV_POLICY_ROLES_MAX; i++)
+        if (strcmp(p->roles[i].name, name) == 0) return &p->roles[i];
+    return NULL;
+}
+
+/* "rep, lead, director" */
+static void role_list(const fv__policy *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < p->nroles && i < FV_POLICY_ROLES_MAX && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i > 0 ? ", " : "", p->roles[i].name);
+}
+
+/* The policy in force: 0, or 1 with a message. */
+static int current_policy(fvd_store *s, fv__policy *p, int *stored)
+{
+    char err[512] = "";
+    fv_status st = fvd_policy_current(s, p, stored, err, sizeof err);
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot read the access policy: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* path's text (NUL-terminated, malloc'd), or NULL with a message. */
+static char *read_policy_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fvd: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(POLICY_FILE_MAX + 1);
+    size_t n = text != NULL ? fread(text, 1, POLICY_FILE_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (text == NULL) {
+        fprintf(stderr, "fvd: out of memory\n");
+        return NULL;
+    }
+    const char *why = bad ? "cannot read it" : n > POLICY_FILE_MAX ? "too large for a policy"
+                      : memchr(text, '\0', n) != NULL ? "not a text file (a NUL byte)" : NULL;
+    if (why != NULL) {
+        fprintf(stderr, "fvd: %s: %s\n", path, why);
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+typedef struct role_check {
+    const fv__policy *p;
+    char warned[8][FVD_NAME_MAX + 1];
+    size_t nwarned;
+} role_check;
+
+/* Say so once per user whose devices' role the new policy lacks. */
+static int warn_role(void *ctx, const fvd_device *d)
+{
+    role_check *c = ctx;
+    if (d->revoked || policy_role(c->p, d->role) != NULL) return 0;
+    for (size_t i = 0; i < c->nwarned; i++)
+        if (strcmp(c->warned[i], d->user) == 0) return 0;
+    if (c->nwarned < sizeof c->warned / sizeof *c->warned)
+        snprintf(c->warned[c->nwarned++], sizeof *c->warned, "%s", d->user);
+    fprintf(stderr, "fvd: warning: user %s has role %s, which policy version %u does not "
+            "have: their devices may do and see nothing (fvd admin set-user)\n", d->user,
+            d->role, (unsigned)c->p->version);
+    return 0;
+}
+
+static int policy_set(fvd_store *s, const char *path)
+{
+    char *text = read_policy_file(path);
+    if (text == NULL) return 1;
+    fv__policy p;
+    char why[256] = "";
+    int ok = fv__policy_parse(text, &p, why, sizeof why);
+    free(text);
+    if (!ok) {
+        fprintf(stderr, "fvd: %s: %s\n", path, why);
+        return 1;
+    }
+    fv__policy cur;
+    int stored = 0;
+    if (current_policy(s, &cur, &stored) != 0) return 1;
+    if (p.version <= cur.version) {
+        fprintf(stderr, "fvd: %s has version %u: the policy in force is version %u%s; a new "
+                "policy needs a higher version\n", path, (unsigned)p.version,
+                (unsigned)cur.version, stored ? "" : " (the built-in one)");
+        return 1;
+    }
+    unsigned char b[FV_POLICY_BYTES_MAX];
+    size_t n = fv__policy_encode(&p, b, sizeof b);
+    char err[512] = "";
+    fv_status st = n > 0 ? s->ops->set_policy(s, b, n, err, sizeof err) : FV_EINTERNAL;
+    if (st == FV_EEXIST) {
+        fprintf(stderr, "fvd: policy version %u was not stored: another one with that version "
+                "or a higher one was stored meanwhile\n", (unsigned)p.version);
+        return 1;
+    }
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot store the policy: %s\n", n > 0 ? err : "cannot encode it");
+        return 1;
+    }
+    printf("policy version %u stored\n", (unsigned)p.version);
+    fflush(stdout);
+    role_check rc;
+    memset(&rc, 0, sizeof rc);
+    rc.p = &p;
+    if (s->ops->list_devices(s, warn_role, &rc, err, sizeof err) != FV_OK)
+        fprintf(stderr, "fvd: (cannot list the devices to check their roles: %s)\n", err);
+    return 0;
+}
+
+static int policy_show(fvd_store *s, int json)
+{
+    fv__policy p;
+    int stored = 0;
+    if (current_policy(s, &p, &stored) != 0) return 1;
+    if (!json) {
+        char text[4096];
+        size_t n = fv__policy_format(&p, text, sizeof text);
+        if (n >= sizeof text) {
+            fprintf(stderr, "fvd: the policy does not fit the output buffer\n");
+            return 1;
+        }
+        fputs(text, stdout);
+    } else {
+        static const char *const tables[FV_POLICY_TABLES] = {"customer", "contact", "visit"};
+        printf("{\"version\":%u,\"roles\":[", (unsigned)p.version);
+        for (size_t i = 0; i < p.nroles && i < FV_POLICY_ROLES_MAX; i++) {
+            const fv__policy_role *r = &p.roles[i];
+            printf("%s{\"name\":", i > 0 ? "," : "");
+            json_str(stdout, r->name);
+            printf(",\"scope\":\"%s\"", scope_name(r->scope));
+            for (int t = 0; t < FV_POLICY_TABLES; t++) {
+                char a[4];
+                access_text(r, t, a);
+                printf(",\"%s\":\"%s\"", tables[t], a);
+            }
+            printf("}");
+        }
+        printf("]}\n");
+    }
+    fflush(stdout);
+    if (!stored)
+        fprintf(stderr, "fvd: no policy stored: this is the built-in version %u\n",
+                (unsigned)p.version);
+    return 0;
+}
+
+static int count_key(void *ctx, const fvd_team_key *k)
+{
+    (void)k;
+    (*(size_t *)ctx)++;
+    return 1; /* one is enough */
+}
+
+static int admin_set_user(fvd_store *s, const args *a)
+{
+    const char *name = a->pos[1];
+    fv__policy p;
+    if (current_policy(s, &p, NULL) != 0) return 1;
+    if (policy_role(&p, a->role) == NULL) {
+        char roles[256];
+        role_list(&p, roles, sizeof roles);
+        fprintf(stderr, "fvd: role '%s' is not in the access policy in force (version %u): %s\n",
+                a->role, (unsigned)p.version, roles);
+        return 1;
+    }
+    fvd_user u;
+    char err[512] = "";
+    fv_status st = s->ops->update_user(s, name, a->role, a->team, &u, err, sizeof err);
+    if (st == FV_ENOTFOUND) {
+        fprintf(stderr, "fvd: no user %s\n", name);
+        return 1;
+    }
+    if (st != FV_OK) {
+        fprintf(stderr, "fvd: cannot change user %s: %s\n", name, err);
+        return 1;
+    }
+    printf("user %s: role %s, team %s\n", u.name, u.role, u.team[0] != '\0' ? u.team : "-");
+    fflush(stdout);
+    /* Field keys cannot follow by themselves: granting needs the admin key
+     * file. */
+    size_t nkeys = 0;
+    if (s->ops->list_team_keys(s, count_key, &nkeys, err, sizeof err) == FV_OK && nkeys > 0)
+        fprintf(stderr, "fvd: %s's devices get the field keys of the teams they now see at the "
+                "next fvd admin keys grant TEAM\n", u.name);
+    return 0;
+}
+
 static int cmd_admin(const args *a)
 {
     store_spec sp;
     int rc = check_store_args(a, &sp);
     if (rc != 0) return rc;
     if (a->npos == 0) return usage("admin needs a command: add-user, revoke-device, "
-                                   "list-devices, keys");
+                                   "list-devices, keys, policy, set-user");
     const char *cmd = a->pos[0];
     int add = strcmp(cmd, "add-user") == 0, revoke = strcmp(cmd, "revoke-device") == 0,
-        list = strcmp(cmd, "list-devices") == 0, keys = strcmp(cmd, "keys") == 0;
-    if (!add && !revoke && !list && !keys) return usage("unknown admin command '%s'", cmd);
-    if (!add && (a->role != NULL || a->team != NULL))
-        return usage("--role and --team belong to add-user");
-    if (!list && !keys && a->json) return usage("--json belongs to list-devices");
+        list = strcmp(cmd, "list-devices") == 0, keys = strcmp(cmd, "keys") == 0,
+        policy = strcmp(cmd, "policy") == 0, setu = strcmp(cmd, "set-user") == 0;
+    if (!add && !revoke && !list && !keys && !policy && !setu)
+        return usage("unknown admin command '%s'", cmd);
+    if (!add && !setu && (a->role != NULL || a->team != NULL))
+        return usage("--role and --team belong to add-user and set-user");
+    if (!list && !keys && !policy && a->json)
+        return usage("--json belongs to list-devices, keys list and policy show");
     if (!keys && a->admin_keys != NULL) return usage("--admin-keys belongs to keys");
     if (a->listen != NULL || a->store_handles != NULL || a->max_connections != NULL ||
         a->idle_timeout != NULL)
@@ -641,6 +888,29 @@ static int cmd_admin(const args *a)
     if (add && a->npos != 2) return usage("add-user takes one NAME");
     if (revoke && a->npos != 2) return usage("revoke-device takes one DEVICE_ID");
     if (list && a->npos != 1) return usage("list-devices takes no argument");
+    int pset = 0;
+    if (policy) {
+        const char *sub = a->npos >= 2 ? a->pos[1] : "";
+        pset = strcmp(sub, "set") == 0;
+        if (!pset && strcmp(sub, "show") != 0)
+            return usage(a->npos < 2 ? "policy needs a command: set or show"
+                                     : "unknown policy command '%s': set or show", sub);
+        if (pset && a->npos != 3) return usage("policy set takes one FILE");
+        if (pset && a->json) return usage("--json belongs to policy show");
+        if (!pset && a->npos != 2) return usage("policy show takes no argument");
+    }
+    if (setu) {
+        if (a->npos != 2) return usage("set-user takes one NAME");
+        if (!fvd_name_ok(a->pos[1], FVD_NAME_MAX, 0))
+            return usage("bad user name '%s': 1 to 64 bytes of UTF-8, no control characters",
+                         a->pos[1]);
+        if (a->role == NULL) return usage("set-user needs --role ROLE");
+        if (!fvd_name_ok(a->role, FVD_ROLE_MAX, 0))
+            return usage("bad role '%s': a role name of the policy in force", a->role);
+        if (a->team != NULL && !fvd_name_ok(a->team, FVD_NAME_MAX, 1))
+            return usage("bad team '%s': at most 64 bytes of UTF-8, no control characters",
+                         a->team);
+    }
     char *keyfile = NULL;
     if (keys && (rc = check_keys_args(a, &keyfile)) != 0) return rc;
 
@@ -653,6 +923,8 @@ static int cmd_admin(const args *a)
         return 1;
     }
     if (keys) rc = keyfile != NULL ? keys_change(s, a, keyfile) : keys_list(s, a);
+    else if (policy) rc = pset ? policy_set(s, a->pos[2]) : policy_show(s, a->json);
+    else if (setu) rc = admin_set_user(s, a);
     else rc = add ? admin_add_user(s, a) : revoke ? admin_revoke(s, a) : admin_list(s, a);
     s->ops->close(s);
     free(keyfile);

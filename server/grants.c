@@ -8,9 +8,16 @@
  * order, and more = 1 when others wait.  Everything here is public or
  * sealed to the device: fvd holds no field key to leak.  Revoked devices
  * never get here (auth.c answers 403 REVOKED first).
+ *
+ * Every answer also carries the access policy in force (acl.h) and the
+ * device's user's current role and team (dev was read through the user by
+ * auth.c for this request): the device calls this at the start of every
+ * sync, so a `policy set` or `set-user` reaches it at its next sync.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "fvd.h"
 
 #define BAD_REQUEST fieldvault_v1_ErrorCode_ERROR_CODE_BAD_REQUEST
@@ -56,6 +63,18 @@ void fvd_keys(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
         return;
     }
     m.admin_public_key.size = found ? FV_WIRE_PUBKEY_LEN : 0;
+    fv__policy policy;
+    st = fvd_policy_current(s, &policy, NULL, err, sizeof err);
+    if (st != FV_OK) {
+        fvd_refuse_store(r, st, "reading the access policy", err);
+        return;
+    }
+    m.has_policy = true;
+    fv__wire_policy_out(&policy, &m.policy);
+    _Static_assert(sizeof m.role >= sizeof dev->role && sizeof m.team >= sizeof dev->team,
+                   "role and team fit the answer");
+    snprintf(m.role, sizeof m.role, "%s", dev->role);
+    snprintf(m.team, sizeof m.team, "%s", dev->team);
     int more = 0;
     st = s->ops->list_grants(s, dev->id, q.after, FV_WIRE_KEYS_MAX, collect, &m, &more, err,
                              sizeof err);

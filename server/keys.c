@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "fvd.h"
 #include "policy.h"
 
@@ -207,7 +208,12 @@ fv_status fvd_keys_grant(fvd_store *s, const fvd_adminkeys *ak, const char *team
         return st;
     }
     fv__policy policy;
-    fv__policy_default(&policy);
+    st = fvd_policy_current(s, &policy, NULL, why, sizeof why);
+    if (st != FV_OK) {
+        free(l.v);
+        snprintf(err, errcap, "cannot read the access policy: %s", why);
+        return st;
+    }
     for (size_t i = 0; st == FV_OK && i < l.n; i++)
         for (int c = 0; st == FV_OK && c < 2; c++)
             if (should_hold(&policy, &l.v[i], team, CLASSES[c]))

@@ -10,9 +10,9 @@
  * admin key file (adminkeys.h).
  *
  * Who gets a grant: an enrolled, not revoked device whose user's role may
- * read the class (fv__policy_field of the default policy, on table
- * "contact" for pii, "customer" for confidential: where the shipped
- * catalogue has fields of that class) and whose row scope covers the team
+ * read the class (fv__policy_field of the policy in force - the stored one,
+ * else the built-in - on table "contact" for pii, "customer" for
+ * confidential: where the shipped catalogue has fields of that class) and whose row scope covers the team
  * (scope all; or own or team, and the user's team is the key's team).  It
  * gets every version of the team's key of that class.  Granting is
  * idempotent: a device that holds a grant for (team, class, version) is

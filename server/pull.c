@@ -75,9 +75,16 @@ void fvd_pull(fvd_store *s, const fvd_device *dev, const unsigned char *body, si
         fvd_refuse_store(r, st, "reading the log", err);
         return;
     }
-    /* only rows in the user's scope, only fields the role may read */
+    /* only rows in the user's scope, only fields the role may read, by the
+     * policy in force now */
     fv__policy policy;
-    fv__policy_default(&policy);
+    st = fvd_policy_current(s, &policy, NULL, err, sizeof err);
+    if (st != FV_OK) {
+        free(b.v);
+        free(b.seq);
+        fvd_refuse_store(r, st, "reading the access policy", err);
+        return;
+    }
     fvd_read_cache cache;
     memset(&cache, 0, sizeof cache);
     uint32_t kept = 0;

@@ -27,7 +27,8 @@
  * (REASON_MALFORMED).  fvd cannot check more of a sealed value: it holds no
  * field key.  A sealed value for a team without keys is taken as it is (a
  * row may have moved from a team that has keys).  Rejection messages name
- * fields and teams, never a value.
+ * fields and teams, never a value.  The policy is the one in force when
+ * the batch applies (acl.h: read in the push transaction).
  *
  * A crash or a failure anywhere before the commit leaves nothing of the
  * batch stored; the device retries the same bytes and it is applied then.
@@ -468,8 +469,16 @@ static void push_with(fvd_store *s, const fvd_device *dev, const unsigned char *
         fvd_refuse_store(r, st, "reading the rows of the batch", err);
         return;
     }
+    /* the policy in force, read inside the push transaction */
     fv__policy policy;
-    fv__policy_default(&policy);
+    st = fvd_policy_current(s, &policy, NULL, err, sizeof err);
+    if (st != FV_OK) {
+        char end_err[256];
+        if (s->ops->push_end(s, 0, end_err, sizeof end_err) != FV_OK)
+            fvd_log("rolling back a push: %s", end_err);
+        fvd_refuse_store(r, st, "reading the access policy", err);
+        return;
+    }
     apply_ctx ax;
     memset(&ax, 0, sizeof ax);
     ax.s = s;

@@ -12,7 +12,9 @@
 #  - test_fvd (defined by the top-level test glob) also links fvdcore and
 #    libcurl, knows where fvd is (FVD_BIN), and is built after it; with
 #    pg.cmake's fvpgutil it runs on PostgreSQL too.  test_keys likewise,
-#    with tests/fvdproc.c (fvreliability) to run fvd.
+#    with tests/fvdproc.c (fvreliability) to run fvd, and
+#    test_policy_server (the access policy and users' roles changed on a
+#    running fvd, with devices through the public API).
 
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.71)
 if(NOT TARGET PkgConfig::CURL)
@@ -65,6 +67,13 @@ function(fvd_test_config)
     target_link_libraries(test_keys PRIVATE fvdcore fvreliability fvpgutil)
     target_compile_definitions(test_keys PRIVATE FVD_BIN="$<TARGET_FILE:fvd>")
     add_dependencies(test_keys fvd)
+  endif()
+  # `fvd admin policy set|show` and `set-user` against a serving fvd, with
+  # real devices, on both backends.
+  if(TARGET test_policy_server)
+    target_link_libraries(test_policy_server PRIVATE fvreliability fvpgutil)
+    target_compile_definitions(test_policy_server PRIVATE FVD_BIN="$<TARGET_FILE:fvd>")
+    add_dependencies(test_policy_server fvd)
   endif()
 endfunction()
 cmake_language(DEFER CALL fvd_test_config)

@@ -7,9 +7,9 @@
  * one behavioural suite on both backends.
  *
  * Nothing here keeps state another fvd process would need: users, devices,
- * batch chains, the nonce cache, the change log and the public side of
- * field keys (admin public key, key versions, sealed grants) all live in
- * the backend.
+ * batch chains, the nonce cache, the change log, the public side of field
+ * keys (admin public key, key versions, sealed grants) and the access
+ * policy in force all live in the backend.
  *
  * Conventions: every operation returns fv_status (FV_OK, FV_ENOTFOUND,
  * FV_EEXIST, FV_EIO for a backend failure, FV_EINVAL for bad arguments,
@@ -27,6 +27,7 @@
 #include "change.h"
 #include "fieldvault.h"
 #include "merge.h"
+#include "policy.h"
 
 #define FVD_NAME_MAX 64
 #define FVD_ROLE_MAX 16
@@ -36,7 +37,9 @@ typedef struct fvd_device {
     unsigned char public_key[32];
     char name[FVD_NAME_MAX + 1];        /* the device's own label (may be empty) */
     char user[FVD_NAME_MAX + 1];
-    char role[FVD_ROLE_MAX + 1];        /* rep | lead | director | service | admin */
+    /* The user's role and team as they are now (read through the user:
+     * update_user changes them for every device of the user at once). */
+    char role[FVD_ROLE_MAX + 1];        /* a role of the policy: rep, lead, ... */
     char team[FVD_NAME_MAX + 1];
     int revoked;
     uint64_t last_batch_seq;            /* 0: nothing pushed yet */
@@ -110,6 +113,13 @@ typedef struct fvd_store_ops {
     /* Every device, in enrolment order; cb returns 0 to go on, else stops. */
     fv_status (*list_devices)(fvd_store *s, int (*cb)(void *ctx, const fvd_device *d), void *ctx,
                               char *err, size_t errcap);
+    /* Change user name's role (1..FVD_ROLE_MAX bytes) and team (at most
+     * FVD_NAME_MAX bytes; NULL keeps the current one).  Every device of the
+     * user has the new ones from the next get_device / list_devices / push
+     * on.  *out (may be NULL) gets the user as stored afterwards.
+     * FV_ENOTFOUND for an unknown user; not inside a push. */
+    fv_status (*update_user)(fvd_store *s, const char *name, const char *role, const char *team,
+                             fvd_user *out, char *err, size_t errcap);
 
     /* ---- replay protection ---- */
 
@@ -221,6 +231,23 @@ typedef struct fvd_store_ops {
                              uint64_t after_seq, uint32_t max,
                              int (*cb)(void *ctx, const fvd_grant *g), void *ctx, int *more,
                              char *err, size_t errcap);
+
+    /* ---- the access policy (`fvd admin policy set` writes; push, pull,
+     * POST /v1/enroll, POST /v1/keys and the keys commands read) ---- */
+
+    /* Store the policy whose fv__policy_encode bytes are b (n bytes) as
+     * the one in force: FV_EINVAL if they do not decode (fv__policy_decode),
+     * FV_EEXIST if its version is not above the stored one's (atomic: of
+     * two admins racing with the same version, one wins).  Not inside a
+     * push. */
+    fv_status (*set_policy)(fvd_store *s, const unsigned char *b, size_t n, char *err,
+                            size_t errcap);
+    /* The stored policy into *out (decoded and checked), *found = 1; or
+     * *found = 0 while none was set (the built-in fv__policy_default is
+     * in force then).  FV_EIO if the stored bytes do not decode.  May be
+     * called inside a push. */
+    fv_status (*get_policy)(fvd_store *s, fv__policy *out, int *found, char *err,
+                            size_t errcap);
 } fvd_store_ops;
 
 /* Every backend's handle starts with this. */

@@ -29,9 +29,16 @@
  *    grants.  Grant sequence numbers are assigned like the log's, max + 1
  *    under an advisory lock in a transaction of their own, so a device
  *    reading its grants after seq n never misses one committed later with
- *    a smaller number.  A version-1 database (before field keys) is
- *    upgraded when opened: the new tables are created under the schema lock
- *    and the version set to 2.
+ *    a smaller number.
+ *  - The access policy (schema 3): one row of table policy (version,
+ *    fv__policy_encode bytes), replaced only by a higher version in one
+ *    upsert, so two admins racing cannot store a lower version over a
+ *    higher one.  A device's role and team are read through its user
+ *    (the devices table's own role and team columns are what the user had
+ *    at enrolment, kept in step by update_user but never read).
+ *  - An older database (1: before field keys, 2: before the policy) is
+ *    upgraded when opened: the new tables are created under the schema
+ *    lock and the version set to 3.
  *  - Messages carry PostgreSQL's primary message and SQLSTATE, never its
  *    DETAIL (which quotes key values such as a code hash) nor the URL.
  */
@@ -51,7 +58,7 @@
 #define LOCK_PUSH INT64_C(0x6676645075736831)
 /* ASCII "fvdGrnt1": numbering grants */
 #define LOCK_GRANT INT64_C(0x66766447726e7431)
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define MAX_PARAMS 12
 
 /* Type oids of the parameters, from pg_type.h (stable since forever). */
@@ -89,12 +96,21 @@ typedef enum stmt_id {
     ST_TKEY_LIST,
     ST_GRANT_ADD,
     ST_GRANT_LIST,
+    ST_UPDATE_USER,
+    ST_SET_POLICY,
+    ST_GET_POLICY,
     ST_COUNT
 } stmt_id;
 
 #define DEVICE_COLS                                                                      \
     "id, public_key, name, user_name, role, team, revoked, last_batch_seq, "             \
     "last_batch_hash, enrolled_ms, last_seen_ms"
+/* The same with the user's current role and team (a device's own columns
+ * hold what its user had at enrolment). */
+#define DEVICE_JOIN                                                                      \
+    "d.id, d.public_key, d.name, d.user_name, u.role, u.team, d.revoked, "               \
+    "d.last_batch_seq, d.last_batch_hash, d.enrolled_ms, d.last_seen_ms"                 \
+    " FROM devices d JOIN users u ON u.name = d.user_name"
 
 typedef struct stmt {
     const char *name;
@@ -114,13 +130,12 @@ static const stmt stmts[ST_COUNT] = {
                    " INSERT INTO devices (id, public_key, name, user_name, role, team,"
                    " enrolled_ms) SELECT $2, $3, $4, u.name, u.role, u.team, $5 FROM u"
                    " RETURNING " DEVICE_COLS},
-    [ST_GET_DEVICE] = {"fvd_get_device", "b",
-                       "SELECT " DEVICE_COLS " FROM devices WHERE id = $1"},
+    [ST_GET_DEVICE] = {"fvd_get_device", "b", "SELECT " DEVICE_JOIN " WHERE d.id = $1"},
     /* GREATEST: several processes may touch the same device out of order. */
     [ST_TOUCH] = {"fvd_touch", "b8",
                   "UPDATE devices SET last_seen_ms = GREATEST(last_seen_ms, $2) WHERE id = $1"},
     [ST_REVOKE] = {"fvd_revoke", "b", "UPDATE devices SET revoked = true WHERE id = $1"},
-    [ST_LIST] = {"fvd_list", "", "SELECT " DEVICE_COLS " FROM devices ORDER BY enrol_seq"},
+    [ST_LIST] = {"fvd_list", "", "SELECT " DEVICE_JOIN " ORDER BY d.enrol_seq"},
     /* $4 is the cutoff (now - window).  One round trip: purge expired
      * entries (except this key, which the INSERT handles), then record the
      * nonce; an expired entry with the same key is refreshed rather than a
@@ -200,6 +215,21 @@ static const stmt stmts[ST_COUNT] = {
     [ST_GRANT_LIST] = {"fvd_grant_list", "b88",
                        "SELECT seq, device, team, cls, version, sealed, sig FROM grants"
                        " WHERE device = $1 AND seq > $2 ORDER BY seq LIMIT $3"},
+    /* $3 NULL: the team stays.  The devices' copies follow in the same
+     * statement. */
+    [ST_UPDATE_USER] = {"fvd_update_user", "ttt",
+                        "WITH u AS (UPDATE users SET role = $2, team = COALESCE($3, team)"
+                        " WHERE name = $1 RETURNING name, role, team),"
+                        " d AS (UPDATE devices SET role = u.role, team = u.team FROM u"
+                        " WHERE devices.user_name = u.name)"
+                        " SELECT name, role, team FROM u"},
+    /* Only a higher version replaces the row: no row back = refused. */
+    [ST_SET_POLICY] = {"fvd_set_policy", "8b",
+                       "INSERT INTO policy (id, version, body) VALUES (1, $1, $2)"
+                       " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
+                       " body = EXCLUDED.body WHERE policy.version < EXCLUDED.version"
+                       " RETURNING version"},
+    [ST_GET_POLICY] = {"fvd_get_policy", "", "SELECT version, body FROM policy WHERE id = 1"},
 };
 
 static const char schema_sql[] =
@@ -277,10 +307,15 @@ static const char schema_sql[] =
     " FOREIGN KEY (team, cls, version) REFERENCES team_keys (team, cls, version));"
     "CREATE INDEX IF NOT EXISTS grants_by_device ON grants (device, seq);"
     "CREATE INDEX IF NOT EXISTS grants_by_key ON grants (team, cls, version);"
-    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 2)"
+    /* schema 3: the access policy in force */
+    "CREATE TABLE IF NOT EXISTS policy ("
+    " id int2 PRIMARY KEY CHECK (id = 1),"
+    " version int8 NOT NULL CHECK (version BETWEEN 1 AND 4294967295),"
+    " body bytea NOT NULL);"
+    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 3)"
     " ON CONFLICT (key) DO NOTHING;"
-    /* a version-1 database gets the tables above and becomes version 2 */
-    "UPDATE fvd_meta SET value = 2 WHERE key = 'schema_version' AND value = 1;";
+    /* an older database gets the tables above and becomes version 3 */
+    "UPDATE fvd_meta SET value = 3 WHERE key = 'schema_version' AND value IN (1, 2);";
 
 typedef struct pg_store {
     fvd_store base;
@@ -921,6 +956,45 @@ static fv_status pg_list_devices(fvd_store *base, int (*cb)(void *ctx, const fvd
         if (cb(ctx, &d) != 0) break;
     }
     PQclear(r);
+    return st;
+}
+
+static fv_status pg_update_user(fvd_store *base, const char *name, const char *role,
+                                const char *team, fvd_user *out, char *err, size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (!bounded(name, FVD_NAME_MAX) || name[0] == '\0' || !bounded(role, FVD_ROLE_MAX) ||
+        role[0] == '\0' || (team != NULL && !bounded(team, FVD_NAME_MAX)) || s->in_push) {
+        set_err(err, errcap, "update user: bad name, role or team, or a push is open");
+        return FV_EINVAL;
+    }
+    params p = {0};
+    p_text(&p, name);
+    p_text(&p, role);
+    if (team != NULL) p_text(&p, team);
+    else p_null(&p);
+    fvd_user now;
+    fv_status st;
+    int attempt = 0;
+    /* A retry after a lost connection sets the same values again. */
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_UPDATE_USER, &p, &st, "update user", err, errcap);
+        if (r == NULL) continue;
+        memset(&now, 0, sizeof now);
+        if (PQntuples(r) == 0) {
+            set_err(err, errcap, "no user '%s'", name);
+            st = FV_ENOTFOUND;
+        } else if (PQntuples(r) != 1 || c_text(r, 0, 0, now.name, sizeof now.name) ||
+                   c_text(r, 0, 1, now.role, sizeof now.role) ||
+                   c_text(r, 0, 2, now.team, sizeof now.team)) {
+            set_err(err, errcap, "update user: malformed users row in PostgreSQL");
+            st = FV_EIO;
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    if (st == FV_OK && out != NULL) *out = now;
     return st;
 }
 
@@ -1734,6 +1808,95 @@ static fv_status pg_list_grants(fvd_store *base, const unsigned char device[FV_D
     return st;
 }
 
+/* ---- the access policy ------------------------------------------------------- */
+
+static fv_status get_policy_once(pg_store *s, fv__policy *out, int *found, char *err,
+                                 size_t errcap)
+{
+    params none = {0};
+    fv_status st;
+    *found = 0;
+    PGresult *r = run_stmt(s, ST_GET_POLICY, &none, &st, "get policy", err, errcap);
+    if (r == NULL) return st;
+    if (PQntuples(r) == 1) {
+        unsigned char b[FV_POLICY_BYTES_MAX + 1]; /* c_bytes adds a NUL */
+        size_t n = 0;
+        uint64_t v;
+        if (c_u64(r, 0, 0, &v) || c_bytes(r, 0, 1, b, sizeof b, &n) ||
+            fv__policy_decode(b, n, out) != 0 || out->version != v) {
+            set_err(err, errcap, "get policy: the stored policy is damaged");
+            st = FV_EIO;
+        } else {
+            *found = 1;
+        }
+    }
+    PQclear(r);
+    return st;
+}
+
+static fv_status pg_get_policy(fvd_store *base, fv__policy *out, int *found, char *err,
+                               size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    if (out == NULL || found == NULL) {
+        set_err(err, errcap, "get policy: missing argument");
+        return FV_EINVAL;
+    }
+    fv_status st;
+    int attempt = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st == FV_OK) st = get_policy_once(s, out, found, err, errcap);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
+static fv_status pg_set_policy(fvd_store *base, const unsigned char *b, size_t n, char *err,
+                               size_t errcap)
+{
+    pg_store *s = (pg_store *)base;
+    fv__policy p;
+    if (b == NULL || n == 0 || n > FV_POLICY_BYTES_MAX || fv__policy_decode(b, n, &p) != 0) {
+        set_err(err, errcap, "set policy: not an encoded access policy");
+        return FV_EINVAL;
+    }
+    if (s->in_push) {
+        set_err(err, errcap, "set policy: a push is open on this handle");
+        return FV_EINVAL;
+    }
+    params q = {0};
+    p_i8(&q, (int64_t)p.version);
+    p_bytes(&q, b, n);
+    fv_status st;
+    int attempt = 0, stored = 0;
+    do {
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, ST_SET_POLICY, &q, &st, "set policy", err, errcap);
+        if (r != NULL) stored = PQntuples(r) == 1;
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    if (st != FV_OK) return st;
+    if (!stored && attempt > 0) {
+        /* Our first attempt may have committed before the connection
+         * broke: the very same policy stored is not a refusal. */
+        fv__policy cur;
+        int found = 0;
+        unsigned char mine[FV_POLICY_BYTES_MAX], theirs[FV_POLICY_BYTES_MAX];
+        st = get_policy_once(s, &cur, &found, err, errcap);
+        if (st != FV_OK) return st;
+        size_t ln = found ? fv__policy_encode(&cur, theirs, sizeof theirs) : 0;
+        if (ln > 0 && fv__policy_encode(&p, mine, sizeof mine) == ln &&
+            memcmp(mine, theirs, ln) == 0)
+            stored = 1;
+    }
+    if (!stored) {
+        set_err(err, errcap, "the stored policy's version is %u or higher", (unsigned)p.version);
+        return FV_EEXIST;
+    }
+    return FV_OK;
+}
+
 /* ---- open and close ----------------------------------------------------------- */
 
 static void pg_close(fvd_store *base)
@@ -1757,6 +1920,7 @@ static const fvd_store_ops pg_ops = {
     .touch_device = pg_touch_device,
     .revoke_device = pg_revoke_device,
     .list_devices = pg_list_devices,
+    .update_user = pg_update_user,
     .use_nonce = pg_use_nonce,
     .push_begin = pg_push_begin,
     .get_version = pg_get_version,
@@ -1776,6 +1940,8 @@ static const fvd_store_ops pg_ops = {
     .list_team_keys = pg_list_team_keys,
     .put_grant = pg_put_grant,
     .list_grants = pg_list_grants,
+    .set_policy = pg_set_policy,
+    .get_policy = pg_get_policy,
 };
 
 fv_status fvd_store_open_pg(const char *url, fvd_store **out, char *err, size_t errcap)

@@ -28,12 +28,17 @@
  * admin_key (one row: the admin's public key); team_keys ((team, cls,
  * version) -> key id, created_ms: public facts only); grants (seq INTEGER
  * PRIMARY KEY, numbered like the log; one per (device, team, cls,
- * version); sealed boxes and signatures, never a key in clear).
+ * version); sealed boxes and signatures, never a key in clear).  The
+ * access policy (schema 3): policy (one row: version, fv__policy_encode
+ * bytes), replaced only by a higher version.  A device's role and team are
+ * always read through its user (users), so update_user moves every device
+ * of the user at once.
  *
- * Schema versions: meta('schema') is 2.  A version-1 file (before field
- * keys) is upgraded when opened: the new tables are created (every
- * statement of the schema is IF NOT EXISTS) and the version set to 2 in
- * the same transaction; a file of a newer fvd is refused.  Values are stored
+ * Schema versions: meta('schema') is 3.  An older file (1: before field
+ * keys, 2: before the policy table) is upgraded when opened: the new
+ * tables are created (every statement of the schema is IF NOT EXISTS) and
+ * the version set to 3 in the same transaction; a file of a newer fvd is
+ * refused.  Values are stored
  * typed - kind plus a text, real or blob (sealed) or NULL, in a column
  * without affinity - so a pull returns exactly what was pushed.  64-bit
  * unsigned quantities (hlc, device_seq, batch seq) are stored as their
@@ -55,7 +60,7 @@
 #include "wire.h"
 
 #define BUSY_TIMEOUT_MS 30000
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* Purge old nonces at most this often per handle. */
 #define NONCE_PURGE_EVERY_MS 30000
 
@@ -99,9 +104,13 @@ static const char SCHEMA[] =
     "  FOREIGN KEY(team, cls, version) REFERENCES team_keys(team, cls, version));"
     "CREATE INDEX IF NOT EXISTS grants_by_device ON grants(device, seq);"
     "CREATE INDEX IF NOT EXISTS grants_by_key ON grants(team, cls, version);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 2);"
-    /* a version-1 store gets the tables above and becomes version 2 */
-    "UPDATE meta SET value = 2 WHERE key = 'schema' AND value = 1;";
+    /* schema 3: the access policy in force */
+    "CREATE TABLE IF NOT EXISTS policy("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 3);"
+    /* an older store gets the tables above and becomes version 3 */
+    "UPDATE meta SET value = 3 WHERE key = 'schema' AND value IN (1, 2);";
 
 #define DEVICE_COLUMNS                                                                         \
     "d.id, d.public_key, d.name, d.user, u.role, u.team, d.revoked, d.last_batch_seq, "       \
@@ -137,6 +146,10 @@ enum {
     S_TKEY_LIST,
     S_GRANT_ADD,
     S_GRANT_LIST,
+    S_USER_UPDATE,
+    S_USER_GET,
+    S_POLICY_SET,
+    S_POLICY_GET,
     S_COUNT
 };
 
@@ -192,6 +205,14 @@ static const char *const SQL[S_COUNT] = {
                     "ON CONFLICT(device, team, cls, version) DO NOTHING",
     [S_GRANT_LIST] = "SELECT seq, device, team, cls, version, sealed, sig FROM grants "
                      "WHERE device = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    /* ?3 NULL: the team stays */
+    [S_USER_UPDATE] = "UPDATE users SET role = ?2, team = coalesce(?3, team) WHERE name = ?1",
+    [S_USER_GET] = "SELECT name, role, team FROM users WHERE name = ?1",
+    /* Only a higher version replaces the row: no change = refused. */
+    [S_POLICY_SET] = "INSERT INTO policy(id, version, body) VALUES(1, ?1, ?2) "
+                     "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
+                     "body = excluded.body WHERE excluded.version > policy.version",
+    [S_POLICY_GET] = "SELECT version, body FROM policy WHERE id = 1",
 };
 
 typedef struct sq_store {
@@ -574,6 +595,48 @@ static fv_status sq_list_devices(fvd_store *s, int (*cb)(void *ctx, const fvd_de
     }
     done(l);
     return st;
+}
+
+static fv_status sq_update_user(fvd_store *s, const char *name, const char *role,
+                                const char *team, fvd_user *out, char *err, size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (name == NULL || role == NULL || !name_ok(name, FVD_NAME_MAX) ||
+        !name_ok(role, FVD_ROLE_MAX) ||
+        (team != NULL && strnlen(team, FVD_NAME_MAX + 1) > FVD_NAME_MAX))
+        return fail(err, errcap, FV_EINVAL, "update user: bad name, role or team");
+    if (q->in_push) return fail(err, errcap, FV_EINVAL, "update user: a push is open");
+    fv_status st = exec(q, "BEGIN IMMEDIATE", "update user: begin", err, errcap);
+    if (st != FV_OK) return st;
+    sqlite3_stmt *u = stmt(q, S_USER_UPDATE);
+    bind_text(u, 1, name);
+    bind_text(u, 2, role);
+    if (team != NULL) bind_text(u, 3, team); /* else NULL: kept */
+    int rc = sqlite3_step(u);
+    done(u);
+    if (rc != SQLITE_DONE) st = sqfail(q, rc, "updating a user", err, errcap);
+    else if (sqlite3_changes(q->db) == 0)
+        st = fail(err, errcap, FV_ENOTFOUND, "no user '%s'", name);
+    fvd_user now;
+    memset(&now, 0, sizeof now);
+    if (st == FV_OK) {
+        sqlite3_stmt *g = stmt(q, S_USER_GET);
+        bind_text(g, 1, name);
+        rc = sqlite3_step(g);
+        if (rc != SQLITE_ROW) st = sqfail(q, rc, "reading a user", err, errcap);
+        else if (col_text(g, 0, now.name, sizeof now.name) != 0 ||
+                 col_text(g, 1, now.role, sizeof now.role) != 0 ||
+                 col_text(g, 2, now.team, sizeof now.team) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a users row is out of bounds");
+        done(g);
+    }
+    if (st == FV_OK) st = exec(q, "COMMIT", "update user: commit", err, errcap);
+    if (st != FV_OK) {
+        rollback(q);
+        return st;
+    }
+    if (out != NULL) *out = now;
+    return FV_OK;
 }
 
 /* ---- Replay protection ---- */
@@ -1106,13 +1169,87 @@ static fv_status sq_list_grants(fvd_store *s, const unsigned char device[FV_DEVI
     return st;
 }
 
+/* ---- The access policy ---- */
+
+static fv_status sq_set_policy(fvd_store *s, const unsigned char *b, size_t n, char *err,
+                               size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    fv__policy p;
+    if (b == NULL || n == 0 || n > FV_POLICY_BYTES_MAX || fv__policy_decode(b, n, &p) != 0)
+        return fail(err, errcap, FV_EINVAL, "set policy: not an encoded access policy");
+    if (q->in_push) return fail(err, errcap, FV_EINVAL, "set policy: a push is open");
+    /* One statement: the write lock makes "higher than the stored one"
+     * hold across processes. */
+    sqlite3_stmt *a = stmt(q, S_POLICY_SET);
+    sqlite3_bind_int64(a, 1, (sqlite3_int64)p.version);
+    bind_blob(a, 2, b, n);
+    int rc = sqlite3_step(a);
+    done(a);
+    if (rc != SQLITE_DONE) return sqfail(q, rc, "storing the policy", err, errcap);
+    if (sqlite3_changes(q->db) == 0)
+        return fail(err, errcap, FV_EEXIST, "the stored policy's version is %u or higher",
+                    (unsigned)p.version);
+    return FV_OK;
+}
+
+static fv_status sq_get_policy(fvd_store *s, fv__policy *out, int *found, char *err,
+                               size_t errcap)
+{
+    sq_store *q = (sq_store *)s;
+    if (out == NULL || found == NULL)
+        return fail(err, errcap, FV_EINVAL, "get policy: bad argument");
+    *found = 0;
+    sqlite3_stmt *g = stmt(q, S_POLICY_GET);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(g, 0);
+        const void *b = sqlite3_column_blob(g, 1);
+        int n = sqlite3_column_bytes(g, 1);
+        if (sqlite3_column_type(g, 1) != SQLITE_BLOB || b == NULL || n <= 0 ||
+            n > FV_POLICY_BYTES_MAX || fv__policy_decode(b, (size_t)n, out) != 0 ||
+            (sqlite3_int64)out->version != v)
+            st = fail(err, errcap, FV_EIO, "sqlite store: the stored policy is damaged");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading the policy", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
 static const fvd_store_ops sqlite_ops = {
-    "sqlite",          sq_close,      sq_add_user,     sq_enroll,     sq_get_device,
-    sq_touch_device,   sq_revoke_device, sq_list_devices, sq_use_nonce, sq_push_begin,
-    sq_get_version,    sq_append,     sq_set_batch,    sq_push_end,   sq_pull,
-    sq_head,           sq_get_value,  sq_get_value_before, sq_row_fields, sq_customer_rows,
-    sq_set_admin_key,  sq_get_admin_key, sq_put_team_key, sq_current_key_version,
-    sq_list_team_keys, sq_put_grant,  sq_list_grants,
+    .backend = "sqlite",
+    .close = sq_close,
+    .add_user = sq_add_user,
+    .enroll = sq_enroll,
+    .get_device = sq_get_device,
+    .touch_device = sq_touch_device,
+    .revoke_device = sq_revoke_device,
+    .list_devices = sq_list_devices,
+    .update_user = sq_update_user,
+    .use_nonce = sq_use_nonce,
+    .push_begin = sq_push_begin,
+    .get_version = sq_get_version,
+    .append = sq_append,
+    .set_batch = sq_set_batch,
+    .push_end = sq_push_end,
+    .pull = sq_pull,
+    .head = sq_head,
+    .get_value = sq_get_value,
+    .get_value_before = sq_get_value_before,
+    .row_fields = sq_row_fields,
+    .customer_rows = sq_customer_rows,
+    .set_admin_key = sq_set_admin_key,
+    .get_admin_key = sq_get_admin_key,
+    .put_team_key = sq_put_team_key,
+    .current_key_version = sq_current_key_version,
+    .list_team_keys = sq_list_team_keys,
+    .put_grant = sq_put_grant,
+    .list_grants = sq_list_grants,
+    .set_policy = sq_set_policy,
+    .get_policy = sq_get_policy,
 };
 
 /* ---- Open ---- */

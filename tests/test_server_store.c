@@ -17,8 +17,17 @@
  *    listing in byte order with grant counts); grants idempotent per
  *    (device, team, class, version), numbered in order, listed per device
  *    after a cursor in pages with `more`; references to an unknown device or
- *    an unpublished key refused; a schema-1 store is upgraded to 2 when
- *    opened.
+ *    an unpublished key refused;
+ *  - the access policy: nothing stored at first; bytes that are not a
+ *    policy refused; stored and read back byte for byte; the same or a
+ *    lower version refused (the stored one stays); another handle sees a
+ *    new one at once; admins racing on handles of their own: of one version
+ *    exactly one is stored, of several the highest ends up in force;
+ *  - update_user: role and team change for every device of the user
+ *    (get_device, list_devices, push_begin), a NULL team stays; unknown
+ *    users, bad arguments, and a push open on the handle refused;
+ *  - schema-1 and schema-2 stores are upgraded to 3 when opened; a newer
+ *    one is refused.
  *
  * PostgreSQL only: two handles (two fvd processes) pushing from two threads
  * while a third pulls -> every change lands, sequence numbers are unique
@@ -1154,42 +1163,306 @@ static void test_field_keys(void **state)
     assert_true(v == 2);
 }
 
-/* A store made before field keys (schema 1, without their tables) is
- * upgraded when opened. */
-static void test_sqlite_upgrade(void **state)
+/* ---- the access policy, users' roles and teams ---------------------------------- */
+
+/* The default policy as version v, where service agents may or may not
+ * read pii: its bytes into b (the length). */
+static size_t policy_bytes(uint32_t v, int service_pii, unsigned char b[FV_POLICY_BYTES_MAX])
+{
+    fv__policy p;
+    fv__policy_default(&p);
+    p.version = v;
+    for (size_t i = 0; i < p.nroles; i++)
+        if (strcmp(p.roles[i].name, "service") == 0)
+            for (int t = 0; t < 2; t++)
+                p.roles[i].access[t][FV_CLASS_PII] =
+                    service_pii ? FV__ACCESS_READ : FV__ACCESS_NONE;
+    size_t n = fv__policy_encode(&p, b, FV_POLICY_BYTES_MAX);
+    assert_true(n > 0);
+    return n;
+}
+
+/* The stored policy's version (0: none stored). */
+static uint32_t stored_version(fvd_store *s, fv__policy *out)
+{
+    char err[512];
+    fv__policy p;
+    int found = -1;
+    CHECK(FV_OK, s->ops->get_policy(s, &p, &found, E));
+    assert_true(found == 0 || found == 1);
+    if (out != NULL) *out = p;
+    return found ? p.version : 0;
+}
+
+static void test_policy(void **state)
 {
     fixture *f = *state;
+    fvd_store *s = f->s;
     char err[512];
-    user_with_device(f->s, "alice", 1);
-    f->s->ops->close(f->s);
-    f->s = NULL;
-    char *path = tu_path(f->dir, "fvd.db");
+    unsigned char b[FV_POLICY_BYTES_MAX], mine[FV_POLICY_BYTES_MAX];
+    fv__policy got;
+
+    /* Nothing stored: the built-in one is in force (the caller's business). */
+    assert_true(stored_version(s, NULL) == 0);
+    /* Not a policy: refused, nothing stored. */
+    CHECK(FV_EINVAL, s->ops->set_policy(s, (const unsigned char *)"version 2", 9, E));
+    CHECK(FV_EINVAL, s->ops->set_policy(s, NULL, 0, E));
+    size_t n = policy_bytes(2, 0, b);
+    CHECK(FV_EINVAL, s->ops->set_policy(s, b, n - 1, E));
+    assert_true(stored_version(s, NULL) == 0);
+
+    /* Version 2, service agents without pii: stored and read back as it
+     * was, byte for byte. */
+    CHECK(FV_OK, s->ops->set_policy(s, b, n, E));
+    assert_true(stored_version(s, &got) == 2);
+    assert_int_equal(fv__policy_encode(&got, mine, sizeof mine), n);
+    assert_memory_equal(mine, b, n);
+    assert_int_equal(fv__policy_field(&got, "service", "contact", FV_CLASS_PII), FV__ACCESS_NONE);
+    assert_int_equal(fv__policy_field(&got, "service", "contact", FV_CLASS_PUBLIC),
+                     FV__ACCESS_READ);
+
+    /* The same version again, or a lower one: refused, the stored one stays. */
+    size_t n1 = policy_bytes(1, 1, mine);
+    CHECK(FV_EEXIST, s->ops->set_policy(s, mine, n1, E));
+    size_t n2 = policy_bytes(2, 1, mine);
+    CHECK(FV_EEXIST, s->ops->set_policy(s, mine, n2, E));
+    assert_true(stored_version(s, &got) == 2);
+    assert_int_equal(fv__policy_field(&got, "service", "contact", FV_CLASS_PII), FV__ACCESS_NONE);
+
+    /* Another handle (another fvd process) sees it, and stores version 7
+     * (versions need not be consecutive); the first handle sees 7 at once:
+     * nothing is cached. */
+    fvd_store *s2 = open_handle(f);
+    assert_true(stored_version(s2, NULL) == 2);
+    size_t n7 = policy_bytes(7, 1, mine);
+    CHECK(FV_OK, s2->ops->set_policy(s2, mine, n7, E));
+    s2->ops->close(s2);
+    assert_true(stored_version(s, &got) == 7);
+    assert_int_equal(fv__policy_field(&got, "service", "contact", FV_CLASS_PII), FV__ACCESS_READ);
+    CHECK(FV_EEXIST, s->ops->set_policy(s, b, n, E)); /* version 2 */
+
+    /* Kept across a reopen. */
+    s->ops->close(s);
+    f->s = s = open_handle(f);
+    assert_true(stored_version(s, NULL) == 7);
+}
+
+typedef struct policy_racer {
+    fvd_store *s;
+    pthread_barrier_t *barrier;
+    unsigned char b[FV_POLICY_BYTES_MAX];
+    size_t n;
+    fv_status st;
+    char err[512];
+} policy_racer;
+
+static void *race_policy(void *p)
+{
+    policy_racer *a = p;
+    pthread_barrier_wait(a->barrier);
+    a->st = a->s->ops->set_policy(a->s, a->b, a->n, a->err, sizeof a->err);
+    return NULL;
+}
+
+/* Admins racing on handles of their own: of one version exactly one is
+ * stored; of several versions the highest ends up in force, whatever the
+ * order. */
+static void test_policy_race(void **state)
+{
+    fixture *f = *state;
+    enum { RACERS = 4 };
+    policy_racer a[RACERS];
+    pthread_t t[RACERS];
+    pthread_barrier_t barrier;
+    for (int round = 0; round < 2; round++) {
+        pthread_barrier_init(&barrier, NULL, RACERS);
+        for (int i = 0; i < RACERS; i++) {
+            memset(&a[i], 0, sizeof a[i]);
+            a[i].s = open_handle(f);
+            a[i].barrier = &barrier;
+            /* round 0: everyone version 5; round 1: versions 6..9 */
+            a[i].n = policy_bytes(round == 0 ? 5u : 6u + (uint32_t)i, i % 2, a[i].b);
+            a[i].st = FV_EIO;
+        }
+        for (int i = 0; i < RACERS; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, race_policy, &a[i]), 0);
+        for (int i = 0; i < RACERS; i++) pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        int ok = 0;
+        for (int i = 0; i < RACERS; i++) {
+            if (a[i].st != FV_OK && a[i].st != FV_EEXIST)
+                fprintf(stderr, "racer %d: %s: %s\n", i, fv_status_str(a[i].st), a[i].err);
+            assert_true(a[i].st == FV_OK || a[i].st == FV_EEXIST);
+            ok += a[i].st == FV_OK;
+            a[i].s->ops->close(a[i].s);
+        }
+        if (round == 0) {
+            assert_int_equal(ok, 1);
+            assert_true(stored_version(f->s, NULL) == 5);
+        } else {
+            assert_true(ok >= 1);
+            assert_int_equal(a[RACERS - 1].st, FV_OK); /* the highest always gets in */
+            assert_true(stored_version(f->s, NULL) == 6u + RACERS - 1);
+        }
+    }
+}
+
+typedef struct roles_seen {
+    char user[8][FVD_NAME_MAX + 1], role[8][FVD_ROLE_MAX + 1], team[8][FVD_NAME_MAX + 1];
+    int n;
+} roles_seen;
+
+static int roles_cb(void *ctx, const fvd_device *d)
+{
+    roles_seen *l = ctx;
+    if (l->n == 8) return 1;
+    snprintf(l->user[l->n], sizeof l->user[0], "%s", d->user);
+    snprintf(l->role[l->n], sizeof l->role[0], "%s", d->role);
+    snprintf(l->team[l->n], sizeof l->team[0], "%s", d->team);
+    l->n++;
+    return 0;
+}
+
+static void expect_device(fvd_store *s, unsigned dev, const char *role, const char *team)
+{
+    char err[512];
+    unsigned char id[16];
+    fvd_device d;
+    make_id(id, dev);
+    CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+    assert_string_equal(d.role, role);
+    assert_string_equal(d.team, team);
+}
+
+static void test_update_user(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    add_user(s, "ann", "rep", "east", "code-ann");
+    add_user(s, "bob", "rep", "east", "code-bob");
+    add_user(s, "cyd", "lead", "east", "code-cyd"); /* never enrols */
+    CHECK(FV_OK, enrol(s, "code-ann", 1, "ann's phone", 1000, NULL, E));
+    CHECK(FV_OK, enrol(s, "code-bob", 2, "bob's phone", 1000, NULL, E));
+
+    /* ann: rep of east -> lead of west; her device follows, bob's not. */
+    fvd_user u;
+    memset(&u, 0x55, sizeof u);
+    CHECK(FV_OK, s->ops->update_user(s, "ann", "lead", "west", &u, E));
+    assert_string_equal(u.name, "ann");
+    assert_string_equal(u.role, "lead");
+    assert_string_equal(u.team, "west");
+    expect_device(s, 1, "lead", "west");
+    expect_device(s, 2, "rep", "east");
+    roles_seen l;
+    memset(&l, 0, sizeof l);
+    CHECK(FV_OK, s->ops->list_devices(s, roles_cb, &l, E));
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.user[0], "ann");
+    assert_string_equal(l.role[0], "lead");
+    assert_string_equal(l.team[0], "west");
+    assert_string_equal(l.role[1], "rep");
+    assert_string_equal(l.team[1], "east");
+
+    /* No team given: it stays.  An empty team is a team too (none). */
+    CHECK(FV_OK, s->ops->update_user(s, "ann", "director", NULL, &u, E));
+    assert_string_equal(u.team, "west");
+    expect_device(s, 1, "director", "west");
+    CHECK(FV_OK, s->ops->update_user(s, "bob", "service", "", NULL, E));
+    expect_device(s, 2, "service", "");
+    /* A user without a device. */
+    CHECK(FV_OK, s->ops->update_user(s, "cyd", "rep", "north", &u, E));
+    assert_string_equal(u.role, "rep");
+
+    /* A push sees the device's current role (it re-reads the device). */
+    unsigned char id[16];
+    fvd_device d;
+    make_id(id, 1);
+    CHECK(FV_OK, s->ops->push_begin(s, id, &d, E));
+    assert_string_equal(d.role, "director");
+    assert_string_equal(d.team, "west");
+    CHECK(FV_EINVAL, s->ops->update_user(s, "ann", "rep", "east", NULL, E)); /* not in a push */
+    CHECK(FV_OK, s->ops->push_end(s, 0, E));
+
+    /* Unknown users, bad arguments. */
+    CHECK(FV_ENOTFOUND, s->ops->update_user(s, "nobody", "rep", "east", NULL, E));
+    CHECK(FV_EINVAL, s->ops->update_user(s, "ann", "", "east", NULL, E));
+    CHECK(FV_EINVAL, s->ops->update_user(s, "ann", "a-role-name-too-long", "east", NULL, E));
+    char long_team[FVD_NAME_MAX + 2];
+    memset(long_team, 't', sizeof long_team - 1);
+    long_team[sizeof long_team - 1] = '\0';
+    CHECK(FV_EINVAL, s->ops->update_user(s, "ann", "rep", long_team, NULL, E));
+    CHECK(FV_EINVAL, s->ops->update_user(s, "", "rep", "east", NULL, E));
+    CHECK(FV_EINVAL, s->ops->update_user(s, NULL, "rep", "east", NULL, E));
+    expect_device(s, 1, "director", "west");
+
+    /* Another handle (another fvd process) sees the change at once. */
+    fvd_store *s2 = open_handle(f);
+    CHECK(FV_OK, s2->ops->update_user(s2, "ann", "rep", "east", NULL, E));
+    s2->ops->close(s2);
+    expect_device(s, 1, "rep", "east");
+}
+
+/* The schema version of the SQLite store in dir. */
+static int sqlite_schema(const char *path)
+{
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP TABLE grants; DROP TABLE team_keys; "
-                                      "DROP TABLE admin_key; "
-                                      "UPDATE meta SET value = 1 WHERE key = 'schema'",
-                                  NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-    f->s = open_handle(f);
-    put_key(f->s, "east", FV_CLASS_PII, 1, 1);
-    assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
-    f->s->ops->close(f->s);
-    f->s = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1,
                                         &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    int v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    /* A newer fvd's store is refused, not trampled on. */
-    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE key = 'schema'", NULL,
-                                  NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
+    return v;
+}
+
+static void sqlite_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Stores made before field keys (schema 1, without their tables) and
+ * before the policy (schema 2, without its table) are upgraded to 3 when
+ * opened. */
+static void test_sqlite_upgrade(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    unsigned char b[FV_POLICY_BYTES_MAX];
+    user_with_device(f->s, "alice", 1);
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    char *path = tu_path(f->dir, "fvd.db");
+    sqlite_exec(path, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key; "
+                      "DROP TABLE policy; UPDATE meta SET value = 1 WHERE key = 'schema'");
+    f->s = open_handle(f);
+    put_key(f->s, "east", FV_CLASS_PII, 1, 1);
+    assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
+    CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite_schema(path), 3);
+    /* schema 2: field keys, no policy */
+    sqlite_exec(path, "DROP TABLE policy; UPDATE meta SET value = 2 WHERE key = 'schema'");
+    f->s = open_handle(f);
+    assert_true(stored_version(f->s, NULL) == 0);
+    CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
+    CHECK(FV_OK, f->s->ops->update_user(f->s, "alice", "lead", "east", NULL, E));
+    expect_device(f->s, 1, "lead", "east");
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite_schema(path), 3);
+    /* A newer fvd's store is refused, not trampled on. */
+    sqlite_exec(path, "UPDATE meta SET value = 4 WHERE key = 'schema'");
     fvd_store *s = NULL;
     CHECK(FV_EIO, fvd_store_open_sqlite(f->dir, &s, E));
-    assert_non_null(strstr(err, "schema version is 3"));
+    assert_non_null(strstr(err, "schema version is 4"));
+    assert_int_equal(sqlite_schema(path), 4);
     free(path);
 }
 
@@ -1423,23 +1696,42 @@ static void test_pg_concurrent_open(void **state)
         CHECK(FV_OK, a[i].s->ops->get_device(a[i].s, id, &d, E));
         a[i].s->ops->close(a[i].s);
     }
-    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 2);
+    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
 }
 
-/* A database made before field keys (schema 1, without their tables) is
- * upgraded when opened. */
+/* Databases made before field keys (schema 1, without their tables) and
+ * before the policy (schema 2, without its table) are upgraded to 3 when
+ * opened. */
 static void test_pg_upgrade(void **state)
 {
     fixture *f = *state;
+    char err[512];
+    unsigned char b[FV_POLICY_BYTES_MAX];
     user_with_device(f->s, "alice", 1);
     f->s->ops->close(f->s);
     f->s = NULL;
-    sql(f, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key;"
+    sql(f, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key; DROP TABLE policy;"
            " UPDATE fvd_meta SET value = 1 WHERE key = 'schema_version'");
     f->s = open_handle(f);
-    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 2);
+    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
     put_key(f->s, "east", FV_CLASS_PII, 1, 1);
     assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
+    CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    /* schema 2 */
+    sql(f, "DROP TABLE policy; UPDATE fvd_meta SET value = 2 WHERE key = 'schema_version'");
+    f->s = open_handle(f);
+    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
+    assert_true(stored_version(f->s, NULL) == 0);
+    CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
+    /* A device's role and team are its user's, whatever its own columns
+     * (what the user had at enrolment) say; update_user keeps them in step. */
+    sql(f, "UPDATE devices SET role = 'stale', team = 'stale'");
+    expect_device(f->s, 1, "rep", "north");
+    CHECK(FV_OK, f->s->ops->update_user(f->s, "alice", "lead", "east", NULL, E));
+    expect_device(f->s, 1, "lead", "east");
+    assert_true(sql(f, "SELECT count(*) FROM devices WHERE role = 'lead' AND team = 'east'") == 1);
 }
 
 /* Drop every other connection to f's database (as a server restart or a
@@ -1480,6 +1772,14 @@ static void test_pg_reconnect(void **state)
     assert_int_equal(replay, 0);
     kill_connections(f);
     CHECK(FV_OK, s->ops->head(s, &head, E));
+    unsigned char pb[FV_POLICY_BYTES_MAX];
+    kill_connections(f);
+    CHECK(FV_OK, s->ops->set_policy(s, pb, policy_bytes(2, 0, pb), E));
+    kill_connections(f);
+    assert_true(stored_version(s, NULL) == 2);
+    kill_connections(f);
+    CHECK(FV_OK, s->ops->update_user(s, "alice", "lead", "east", NULL, E));
+    expect_device(s, 1, "lead", "east");
 
     /* Inside a push: the push fails and stores nothing, the next works. */
     fv__change c;
@@ -1649,7 +1949,8 @@ static int wanted(const char *name)
     TEST(test_users_and_enrolment, be), TEST(test_enrol_race, be), TEST(test_devices, be),     \
         TEST(test_nonces, be), TEST(test_push_commit, be), TEST(test_push_rollback, be),       \
         TEST(test_seq_gapless, be), TEST(test_pull, be), TEST(test_empty, be),                 \
-        TEST(test_field_keys, be)
+        TEST(test_field_keys, be), TEST(test_policy, be), TEST(test_policy_race, be),     \
+        TEST(test_update_user, be)
 
 int main(void)
 {
