@@ -230,6 +230,10 @@ int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap)
                 snprintf(why, why_cap, "line %d: version takes a number from 1", line);
                 return 0;
             }
+            if (p->version != 0) {
+                snprintf(why, why_cap, "line %d: the version is given twice", line);
+                return 0;
+            }
             p->version = (uint32_t)v;
             continue;
         }
@@ -249,6 +253,17 @@ int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap)
             return 0;
         }
         memcpy(r->name, w[0], strlen(w[0]) + 1); /* checked: fits */
+        for (size_t j = 0; j < p->nroles; j++)
+            if (strcmp(p->roles[j].name, r->name) == 0) {
+                snprintf(why, why_cap, "line %d: role %s is listed twice", line, r->name);
+                return 0;
+            }
+        for (const char *c = r->name; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || *c == '_')) {
+                snprintf(why, why_cap, "line %d: role name '%s': lower-case letters and _ only",
+                         line, r->name);
+                return 0;
+            }
         int scope = -1;
         for (int k = 0; k < 4; k++)
             if (strcmp(w[1], scope_names[k]) == 0) scope = k;
@@ -282,6 +297,7 @@ int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap)
 
 size_t fv__policy_format(const fv__policy *p, char *out, size_t cap)
 {
+    if (cap == 0) return 0;
     size_t n = (size_t)snprintf(out, cap,
                                 "# fieldvault access policy\n"
                                 "version %u\n"
@@ -298,5 +314,17 @@ size_t fv__policy_format(const fv__policy *p, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n, "%-10s %-6s %-8s %-7s %s\n", r->name,
                               scope_names[(unsigned)r->scope <= 3 ? r->scope : 0], a[0], a[1], a[2]);
     }
-    return n;
+    return n < cap ? n : (cap > 0 ? cap - 1 : 0); /* what out holds */
+}
+
+int fv__policy_widens(const fv__policy *from, const fv__policy *to, const char *role)
+{
+    const fv__policy_role *a = role_of(from, role), *b = role_of(to, role);
+    if (b == NULL) return 0;
+    if (a == NULL) return 1;
+    if (b->scope > a->scope) return 1;
+    for (int t = 0; t < FV_POLICY_TABLES; t++)
+        for (int c = 0; c < 3; c++)
+            if (b->access[t][c] > a->access[t][c]) return 1;
+    return 0;
 }

@@ -106,10 +106,14 @@ int fv__policy_may_read(const fv__policy *p, const fv__actor *a, const char *tab
 int fv__policy_check(const fv__policy *p, char *why, size_t why_cap);
 /* 1, or 0 with why naming the line. */
 int fv__policy_parse(const char *text, fv__policy *p, char *why, size_t why_cap);
-/* The text form into out; returns its length (truncated at cap). */
+/* The text form into out (NUL-terminated, cut at cap); returns the
+ * length out holds. */
 size_t fv__policy_format(const fv__policy *p, char *out, size_t cap);
 /* Bytes: the length written (0 if cap is too small); decode 0 or -1. */
 size_t fv__policy_encode(const fv__policy *p, unsigned char *out, size_t cap);
 int fv__policy_decode(const unsigned char *b, size_t n, fv__policy *p);
+/* Does `to` give role more than `from` (a wider scope, or more access to
+ * some table and class)?  Then a device must pull again what was withheld. */
+int fv__policy_widens(const fv__policy *from, const fv__policy *to, const char *role);
 
 #endif /* FV_POLICY_H */

@@ -294,8 +294,11 @@ static fv_status adopt_policy(fv_db *db, const fieldvault_v1_Policy *m)
     if (n == 0) return fv__err(db, FV_EINTERNAL, "cannot store the access policy");
     fv_status st = PUT_BLOB(db, "policy", b, n);
     if (st != FV_OK || !db->enrolled) return st;
+    /* more rights: what fvd withheld so far is behind the cursor */
+    int widens = fv__policy_widens(&db->policy, &p, db->acl_role);
     db->policy = p;
-    return purge_out_of_scope(db);
+    if (widens) st = PUT_U64(db, "pull_cursor", 0);
+    return st == FV_OK ? purge_out_of_scope(db) : st;
 }
 
 /* The user's role or team changed on the server (inside the caller's

@@ -138,6 +138,18 @@ static void test_policy_as_data(void **state)
     assert_int_equal(q.version, 2);
     assert_int_equal(fv__policy_field(&q, "service", "contact", FV_CLASS_PII), FV__ACCESS_NONE);
     assert_int_equal(fv__policy_field(&q, "service", "visit", FV_CLASS_PUBLIC), FV__ACCESS_WRITE);
+    /* widening: service may read pii again in v3, not in v2 */
+    fv__policy v3 = q;
+    v3.version = 3;
+    v3.roles[3].access[1][FV_CLASS_PII] = FV__ACCESS_READ;
+    assert_true(fv__policy_widens(&q, &v3, "service"));
+    assert_false(fv__policy_widens(&v3, &q, "service"));
+    assert_false(fv__policy_widens(&q, &v3, "rep"));
+    /* format cuts at cap and says what it wrote */
+    char small[16];
+    size_t wrote = fv__policy_format(&P, small, sizeof small);
+    assert_int_equal(wrote, strlen(small));
+    assert_int_equal(wrote, sizeof small - 1);
     /* bad text names the line and what is wrong */
     static const struct { const char *text, *want; } bad[] = {
         {"version 0\nrep own www www www\n", "line 1"},
@@ -145,10 +157,11 @@ static void test_policy_as_data(void **state)
         {"version 2\nrep own wwx www www\n", "line 2: customer access 'wwx'"},
         {"version 2\nrep own ww www www\n", "line 2: customer access 'ww'"},
         {"version 2\nrep own www www\n", "line 2: expected ROLE SCOPE"},
-        {"version 2\nrep own www www www\nrep all www www www\n", "listed twice"},
+        {"version 2\nrep own www www www\nrep all www www www\n", "line 3: role rep is listed twice"},
+        {"version 2\nversion 3\nrep own www www www\n", "line 2: the version is given twice"},
         {"rep own www www www\n", "no version"},
         {"version 2\n", "1 to 8 roles"},
-        {"version 2\nRep own www www www\n", "lower-case"},
+        {"version 2\nRep own www www www\n", "line 2: role name 'Rep'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
