@@ -218,7 +218,17 @@ static fv_status post(session *s, const char *path, const unsigned char *body, s
             attempt--;
             continue;
         }
-        if (rc == 0 && resp->status < 500) return FV_OK;
+        /* "replayed nonce": a copy of this very request (a middlebox sent
+         * it twice) was answered first, and this answer to the other copy
+         * is lost for nothing: every endpoint is idempotent, so ask again
+         * with a new nonce, as after a network error */
+        int replayed = 0;
+        if (rc == 0 && resp->status == 401 && sign) {
+            char why[256];
+            error_text(resp, why, sizeof why);
+            replayed = strstr(why, "replayed nonce") != NULL;
+        }
+        if (rc == 0 && resp->status < 500 && !replayed) return FV_OK;
         char why[256];
         if (rc == 0) error_text(resp, why, sizeof why);
         else snprintf(why, sizeof why, "%s", err);
