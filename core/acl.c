@@ -145,8 +145,8 @@ fv_status fv__acl_check_write(fv_record *r, int is_insert)
         const fv__field *f = &r->tbl->fields[i];
         const fv__val *v = &r->vals[i];
         if (is_insert ? !v->set : !v->dirty) continue;
-        if (!fv__policy_may_write(&db->policy, &a, r->tbl->name, f->name, f->cls, &row, why,
-                                  sizeof why))
+        if (!fv__policy_may_change(&db->policy, &a, r->tbl->name, f->name, f->cls, &row,
+                                   is_insert, why, sizeof why))
             return fv__err(db, FV_EACCES, "%s", why);
     }
     return FV_OK;
@@ -203,15 +203,18 @@ fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purge
     fv__actor a = actor(db);
     fv__row_owner row = {owner, team};
     if (fv__policy_in_scope(&db->policy, &a, &row)) return FV_OK;
-    /* The customer left this user's scope (reassigned): its row, contacts
-     * and visits leave the device.  Not a deletion: nothing is captured. */
+    /* The customer left this user's scope (reassigned): its row, contacts,
+     * visits and complaints leave the device.  Not a deletion: nothing is captured. */
     static const char *const sql[] = {
         "DELETE FROM fv_versions WHERE tbl = 'contact' AND row_id IN"
         " (SELECT id FROM contact WHERE customer_id = ?1)",
         "DELETE FROM fv_versions WHERE tbl = 'visit' AND row_id IN"
         " (SELECT id FROM visit WHERE customer_id = ?1)",
+        "DELETE FROM fv_versions WHERE tbl = 'complaint' AND row_id IN"
+        " (SELECT id FROM complaint WHERE customer_id = ?1)",
         "DELETE FROM contact WHERE customer_id = ?1",
         "DELETE FROM visit WHERE customer_id = ?1",
+        "DELETE FROM complaint WHERE customer_id = ?1",
         "DELETE FROM fv_versions WHERE tbl = 'customer' AND row_id = ?1",
         "DELETE FROM customer WHERE id = ?1",
     };
@@ -359,7 +362,8 @@ fv_status fv__acl_import_check(fv_db *db)
         if (f != NULL) cls = f->cls;
         fv__row_owner row = {owner, team};
         char why[256], idtext[FV_ID_LEN + 1];
-        if (!fv__policy_may_write(&db->policy, &a, tbl, field, cls, &row, why, sizeof why)) {
+        if (!fv__policy_may_change(&db->policy, &a, tbl, field, cls, &row,
+                                   !sqlite3_column_int(q, 3), why, sizeof why)) {
             fv__uuid_format(id, idtext);
             st = fv__err(db, FV_EACCES,
                          "the change set was refused (nothing of it applied): it changes %s %s, "

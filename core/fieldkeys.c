@@ -29,6 +29,7 @@
 
 #include <sodium.h>
 
+#include "dedup.h"
 #include "fieldcrypt.h"
 
 /* A sealed value of the longest field (FV_SEALED_MAX on the wire). */
@@ -234,6 +235,9 @@ fv_status fv__fkey_unseal_stored(fv_db *db)
             if (t->fields[fi].cls != FV_CLASS_PUBLIC && t->fields[fi].type != FV_TYPE_REF)
                 st = unseal_column(db, t, &t->fields[fi]);
     }
+    /* values just opened get their blind index, and a team's new key
+     * changes the key indexes are computed under (dedup.c) */
+    if (st == FV_OK) st = fv__dedup_reindex_all(db);
     return st;
 }
 

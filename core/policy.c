@@ -16,6 +16,10 @@ int fv__policy_table(const char *table)
     if (table == NULL) return -1;
     for (int i = 0; i < FV_POLICY_TABLES; i++)
         if (strcmp(tables[i], table) == 0) return i;
+    if (strcmp(table, "complaint") == 0) return 2; /* an activity record, like a visit */
+    /* an entry of the read audit: in scope of the customer read, written by
+     * whoever may add visits there (every role that may read a customer) */
+    if (strcmp(table, "audit") == 0) return 2;
     return -1;
 }
 
@@ -109,6 +113,45 @@ int fv__policy_may_write(const fv__policy *p, const fv__actor *a, const char *ta
         return 0;
     }
     return 1;
+}
+
+/* ---- field rules: the grade review ---- */
+
+int fv__policy_reviews_grades(const char *role)
+{
+    return role != NULL && (strcmp(role, "lead") == 0 || strcmp(role, "director") == 0);
+}
+
+/* The fields only a reviewer writes: the decision on a proposal, and the
+ * grade itself (which an approval sets). */
+static int reviewed_field(const char *table, const char *field)
+{
+    static const char *const fields[] = {"grade", "grade_decision", "grade_decided_by",
+                                         "grade_decided_at", "grade_decision_for"};
+    if (table == NULL || field == NULL || strcmp(table, "customer") != 0) return 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (strcmp(fields[i], field) == 0) return 1;
+    return 0;
+}
+
+int fv__policy_may_change(const fv__policy *p, const fv__actor *a, const char *table,
+                          const char *field, fv_field_class cls, const fv__row_owner *row,
+                          int creating, char *why, size_t why_cap)
+{
+    if (!fv__policy_may_write(p, a, table, field, cls, row, why, why_cap)) return 0;
+    if (!reviewed_field(table, field) || fv__policy_reviews_grades(a->role)) return 1;
+    if (creating && strcmp(field, "grade") == 0) return 1; /* a new customer's first grade */
+    const char *role = a->role ? a->role : "(none)";
+    if (strcmp(field, "grade") == 0)
+        snprintf(why, why_cap,
+                 "role %s may not change customer.grade: propose the grade instead "
+                 "(fv_grade_propose; fv customer grade DB ID --propose S|A|B) and a lead or "
+                 "director approves it", role);
+    else
+        snprintf(why, why_cap,
+                 "role %s may not write customer.%s: only a lead or director approves or rejects "
+                 "a grade proposal", role, field);
+    return 0;
 }
 
 /* ---- the policy as data: text (admins) and bytes (stores, the wire) ---- */

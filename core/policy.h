@@ -4,8 +4,9 @@
  *
  * A policy is a table: for each role, a row scope (own customers, the
  * team's, all, none) and for each table and field class an access level
- * (none, read, write).  Contacts and visits are in scope when their
- * customer is.  The default policy is DESIGN.md's:
+ * (none, read, write).  Contacts, visits and complaints are in scope when
+ * their customer is; complaints, activity records like visits, take the
+ * visit column's access.  The default policy is DESIGN.md's:
  *
  *   role      scope  customer/contact fields         visit fields
  *   rep       own    public, pii, confidential: rw   rw
@@ -13,6 +14,14 @@
  *   director  all    all classes rw                  rw
  *   service   all    public r, pii r, confidential -  rw (may add visits)
  *   admin     none   -                               -
+ *
+ * One field rule stands beside the table (fv__policy_may_change): a
+ * customer's grade is reviewed.  Only the reviewing roles (lead, director)
+ * change customer.grade once the customer exists, and only they write the
+ * decision on a grade proposal (customer.grade_decision, _decided_by,
+ * _decided_at, _decision_for); the others propose (customer.grade_proposed
+ * and its fields).  A customer may be given its first grade by the write
+ * that creates it.
  *
  * Policies are versioned; a newer version replaces an older one.  Pure: no
  * I/O, no allocation.
@@ -68,7 +77,8 @@ typedef struct fv__row_owner {
 
 void fv__policy_default(fv__policy *p);
 
-/* -1 for an unknown table name, else its index (customer 0, contact 1, visit 2). */
+/* -1 for an unknown table name, else its index (customer 0, contact 1,
+ * visit 2; complaint 2 too: it takes the visit column). */
 int fv__policy_table(const char *table);
 
 /* The actor's access to a field of class cls of table (NONE for an unknown
@@ -85,6 +95,17 @@ int fv__policy_in_scope(const fv__policy *p, const fv__actor *a, const fv__row_o
 int fv__policy_may_write(const fv__policy *p, const fv__actor *a, const char *table,
                          const char *field, fv_field_class cls, const fv__row_owner *row,
                          char *why, size_t why_cap);
+
+/* fv__policy_may_write plus the field rules above: the check every write
+ * goes through, on the device (core/acl.c) and in fvd (server/acl.c).
+ * creating: the write creates the row (for a customer's grade: the write
+ * that creates the customer may give it its first grade). */
+int fv__policy_may_change(const fv__policy *p, const fv__actor *a, const char *table,
+                          const char *field, fv_field_class cls, const fv__row_owner *row,
+                          int creating, char *why, size_t why_cap);
+
+/* Does role review grade proposals (may approve or reject them)? */
+int fv__policy_reviews_grades(const char *role);
 
 /* May the actor read it? */
 int fv__policy_may_read(const fv__policy *p, const fv__actor *a, const char *table,

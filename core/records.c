@@ -18,6 +18,9 @@
 
 #include <sodium.h>
 
+#include "audit.h"
+#include "custmerge.h"
+#include "dedup.h"
 #include "platform.h"
 
 #define SQL_MAX 8192
@@ -183,7 +186,8 @@ fv_status fv_record_set_text(fv_record *rec, const char *field, const char *valu
     char norm[FV_ID_LEN + 8];
     char *copy = NULL;
     if (value != NULL) {
-        st = validate_text(rec, f, value, norm, sizeof norm);
+        st = fv__workflow_check_text(rec->db, rec->tbl, f, value);
+        if (st == FV_OK) st = validate_text(rec, f, value, norm, sizeof norm);
         if (st != FV_OK) return st;
         copy = fv__strdup(norm[0] ? norm : value);
         if (copy == NULL) return fv__err(rec->db, FV_ENOMEM, "out of memory");
@@ -192,6 +196,7 @@ fv_status fv_record_set_text(fv_record *rec, const char *field, const char *valu
     rec->vals[i].text = copy;
     rec->vals[i].set = value != NULL;
     rec->vals[i].dirty = 1;
+    rec->vals[i].loaded = rec->vals[i].audited = 0; /* the caller's own value now */
     return FV_OK;
 }
 
@@ -212,7 +217,18 @@ fv_status fv_record_set_real(fv_record *rec, const char *field, double v)
     rec->vals[i].real = v;
     rec->vals[i].set = 1;
     rec->vals[i].dirty = 1;
+    rec->vals[i].loaded = rec->vals[i].audited = 0;
     return FV_OK;
+}
+
+/* A stored confidential value is about to be handed to the caller: its
+ * read audit entry first (once per record and field; audit.c).  The record
+ * is the caller's const view of it; the flag is ours to set. */
+static fv_status audit_if_needed(const fv_record *rec, const fv__field *f, size_t i)
+{
+    const fv__val *v = &rec->vals[i];
+    if (f->cls != FV_CLASS_CONFIDENTIAL || !v->set || !v->loaded || v->audited) return FV_OK;
+    return fv__audit_read((fv_record *)rec, i);
 }
 
 fv_status fv_record_get_text(const fv_record *rec, const char *field, const char **value)
@@ -225,6 +241,8 @@ fv_status fv_record_get_text(const fv_record *rec, const char *field, const char
     if (f->type == FV_TYPE_REAL) return FV_EINVAL;
     if (rec->vals[i].corrupt) return FV_ECORRUPT;
     if (rec->vals[i].redacted) return FV_EACCES;
+    fv_status st = audit_if_needed(rec, f, i);
+    if (st != FV_OK) return st;
     *value = rec->vals[i].set ? rec->vals[i].text : NULL;
     return FV_OK;
 }
@@ -250,6 +268,8 @@ fv_status fv_record_get_real(const fv_record *rec, const char *field, double *v,
     if (f->type != FV_TYPE_REAL) return FV_EINVAL;
     if (rec->vals[i].corrupt) return FV_ECORRUPT;
     if (rec->vals[i].redacted) return FV_EACCES;
+    fv_status st = audit_if_needed(rec, f, i);
+    if (st != FV_OK) return st;
     *is_set = rec->vals[i].set;
     *v = rec->vals[i].real;
     return FV_OK;
@@ -313,8 +333,26 @@ fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col)
             if (v->text == NULL) return fv__err(r->db, FV_ENOMEM, "out of memory");
         }
         v->set = 1;
+        v->loaded = 1;
     }
     return FV_OK;
+}
+
+/* FV_ENOTFOUND for a record not held live; a customer merged into
+ * another says where it went. */
+static fv_status not_found(fv_db *db, const fv__table *t, const unsigned char key[16],
+                           const char *id)
+{
+    unsigned char to[16];
+    int merged = 0;
+    if (strcmp(t->name, "customer") == 0 && fv__schema_field(t, "merged_into", NULL) != NULL) {
+        fv_status st = fv__custmerge_survivor(db, key, to, &merged);
+        if (st != FV_OK) return st;
+    }
+    if (!merged) return fv__err(db, FV_ENOTFOUND, "no %s %s", t->name, id);
+    char text[FV_ID_LEN + 1];
+    fv__uuid_format(to, text);
+    return fv__err(db, FV_ENOTFOUND, "customer %s was merged into %s", id, text);
 }
 
 fv_status fv_get(fv_db *db, const char *table, const char *id, fv_record **out)
@@ -337,7 +375,7 @@ fv_status fv_get(fv_db *db, const char *table, const char *id, fv_record **out)
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
         sqlite3_reset(s);
-        return fv__err(db, FV_ENOTFOUND, "no %s %s", t->name, id);
+        return not_found(db, t, key, id);
     }
     if (rc != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -511,13 +549,24 @@ static fv_status insert_row(fv_record *r, int64_t now)
     return st;
 }
 
+/* The read audit is append-only: written by the library (audit.c) alone. */
+static fv_status audit_refused(fv_db *db)
+{
+    return fv__err(db, FV_EACCES,
+                   "the audit table is append-only: its entries are written by the library when "
+                   "confidential fields are read");
+}
+
 fv_status fv_insert(fv_db *db, fv_record *rec)
 {
     if (db == NULL || rec == NULL || rec->db != db) return FV_EMISUSE;
     fv__reset(db);
     if (rec->has_id) return fv__err(db, FV_EMISUSE, "this record is already stored: use fv_update");
+    if (strcmp(rec->tbl->name, "audit") == 0) return audit_refused(db);
     apply_defaults(rec);
-    fv_status st = check_row(rec);
+    fv_status st = fv__workflow_defaults(rec);
+    if (st == FV_OK) st = fv__custmerge_follow(rec);
+    if (st == FV_OK) st = check_row(rec);
     if (st == FV_OK) st = fv__acl_check_write(rec, 1);
     if (st != FV_OK) return st;
     int opened;
@@ -526,6 +575,10 @@ fv_status fv_insert(fv_db *db, fv_record *rec)
     fv__uuid7(db, rec->id);
     st = insert_row(rec, fv_platform_now_ms());
     if (st == FV_OK) st = capture_fields(rec, 0);
+    /* a new customer has no contacts yet: its name key is all there is */
+    if (st == FV_OK)
+        st = fv__dedup_row_written(db, rec->tbl->name, rec->id,
+                                   strcmp(rec->tbl->name, "customer") == 0 ? "name" : NULL);
     st = fv__tx_end(db, opened, st);
     if (st != FV_OK) return st;
     fv__uuid_format(rec->id, rec->id_text);
@@ -539,7 +592,9 @@ fv_status fv_update(fv_db *db, fv_record *rec)
     if (db == NULL || rec == NULL || rec->db != db) return FV_EMISUSE;
     fv__reset(db);
     if (!rec->has_id) return fv__err(db, FV_EMISUSE, "this record is not stored yet: use fv_insert");
-    fv_status st = check_row(rec);
+    if (strcmp(rec->tbl->name, "audit") == 0) return audit_refused(db);
+    fv_status st = fv__custmerge_follow(rec);
+    if (st == FV_OK) st = check_row(rec);
     if (st == FV_OK) st = fv__acl_check_write(rec, 0);
     if (st != FV_OK) return st;
     char sql[SQL_MAX];
@@ -577,6 +632,7 @@ fv_status fv_update(fv_db *db, fv_record *rec)
                                        strcmp(rec->tbl->fields[i].name, "team") == 0))
                 moved = 1;
     if (st == FV_OK) st = capture_fields(rec, 1);
+    if (st == FV_OK) st = fv__dedup_row_written(db, rec->tbl->name, rec->id, NULL);
     if (st == FV_OK && moved) { /* handed to someone else: it leaves this device */
         int purged;
         st = fv__acl_purge_if_out(db, rec->id, &purged);
@@ -596,6 +652,7 @@ static fv_status set_deleted(fv_db *db, const char *table, const char *id, int d
     if (t == NULL) return fv__err(db, FV_EINVAL, "no table '%s'", table ? table : "(null)");
     if (!fv__uuid_parse(id, key))
         return fv__err(db, FV_EINVAL, "'%.40s' is not a record id (36 characters)", id ? id : "");
+    if (strcmp(t->name, "audit") == 0) return audit_refused(db);
     fv_status ast = fv__acl_check_delete(db, t, key);
     if (ast != FV_OK) return ast;
     char sql[160];

@@ -12,6 +12,8 @@ typedef struct fv__val {
     int dirty;    /* set since read or last write */
     int redacted; /* the acting user may not read it (enrolled stores), or no key */
     int corrupt;  /* a sealed value that failed authentication */
+    int loaded;   /* read from the store (fv_get, a list), not set since */
+    int audited;  /* a confidential value handed out: its audit entry is written */
     char *text; /* owned; NULL for REAL */
     double real;
 } fv__val;
@@ -44,7 +46,8 @@ fv_status fv__acl_check_write(fv_record *r, int is_insert);
 fv_status fv__acl_check_delete(fv_db *db, const fv__table *t, const unsigned char id[16]);
 const char *fv__acl_default_owner(const fv_db *db);
 /* After a pulled change of a customer's owner or team: if the customer left
- * the user's scope, remove it with its contacts and visits (*purged = 1). */
+ * the user's scope, remove it with its contacts, visits and complaints
+ * (*purged = 1). */
 fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purged);
 const char *fv__acl_default_team(const fv_db *db);
 /* Validate a text value for t.f as fv_record_set_text does (FV_EINVAL with a
@@ -52,5 +55,14 @@ const char *fv__acl_default_team(const fv_db *db);
  * the value is stored as given). */
 fv_status fv__validate_text(fv_db *db, const fv__table *t, const fv__field *f, const char *v,
                             char *norm, size_t norm_cap);
+
+/* ---- workflow rules on records (workflows.c) ---- */
+/* The setter's extra check of a value for t.f beyond its type (a contact's
+ * birthday is a month-day MM-DD): FV_EINVAL with a message. */
+fv_status fv__workflow_check_text(fv_db *db, const fv__table *t, const fv__field *f,
+                                  const char *v);
+/* Defaults of a record about to be inserted (a complaint: received now,
+ * urgency normal, its deadlines from the store's policy). */
+fv_status fv__workflow_defaults(fv_record *r);
 
 #endif

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FV_SCHEMA_VERSION 5
+#include "dedup.h"
+
+#define FV_SCHEMA_VERSION 7
 
 typedef struct shipped_field {
     const char *table, *name;
@@ -70,9 +72,64 @@ static const shipped_field shipped[] = {
     {"visit", "next_action_due", PUB, FV_TYPE_DATE, 0, 10, NULL, NULL},
     {"visit", "lat", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
     {"visit", "lon", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
+    /* Schema version 6 (issue 9; migrate_6 adds them to older stores).
+     * Grade review: a proposal and the decision on it are fields of their
+     * own, each written once by one write, so last-writer-wins merges them
+     * whole; grade_decision_for names the proposal (its
+     * grade_proposal_id) a decision answers. */
+    {"customer", "since", PUB, FV_TYPE_DATE, 0, 10, NULL, NULL},
+    {"customer", "grade_proposed", PUB, FV_TYPE_ENUM, 0, 1, "S|A|B", NULL},
+    {"customer", "grade_proposed_by", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "grade_proposed_at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"customer", "grade_proposal_id", PUB, FV_TYPE_TEXT, 0, FV_ID_LEN, NULL, NULL},
+    {"customer", "grade_decision", PUB, FV_TYPE_ENUM, 0, 8, "approved|rejected", NULL},
+    {"customer", "grade_decided_by", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"customer", "grade_decided_at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"customer", "grade_decision_for", PUB, FV_TYPE_TEXT, 0, FV_ID_LEN, NULL, NULL},
+    /* a contact's birthday, MM-DD (checked by the setter: workflows.c) */
+    {"contact", "birthday", PII, FV_TYPE_TEXT, 0, 5, NULL, NULL},
+    /* Complaints: each transition stamps fields of its own; the status is
+     * derived from the furthest one stamped, so it only moves forward.
+     * The deadlines are computed when the complaint is registered, from
+     * the registering store's policy, and travel with it. */
+    {"complaint", "customer_id", PUB, FV_TYPE_REF, 1, FV_ID_LEN, NULL, "customer"},
+    {"complaint", "summary", PUB, FV_TYPE_TEXT, 1, LONG, NULL, NULL},
+    {"complaint", "channel", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"complaint", "urgency", PUB, FV_TYPE_ENUM, 1, 8, "normal|urgent|critical", NULL},
+    {"complaint", "received_at", PUB, FV_TYPE_TIME, 1, 20, NULL, NULL},
+    {"complaint", "ack_due", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "respond_due", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "resolve_due", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "acked_at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "acked_by", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"complaint", "ack_note", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"complaint", "responded_at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "responded_by", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"complaint", "respond_note", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    {"complaint", "resolved_at", PUB, FV_TYPE_TIME, 0, 20, NULL, NULL},
+    {"complaint", "resolved_by", PUB, FV_TYPE_TEXT, 0, SHORT, NULL, NULL},
+    {"complaint", "resolve_note", PUB, FV_TYPE_TEXT, 0, LONG, NULL, NULL},
+    /* Schema version 7 (issue 9; migrate_7 adds them to older stores).  A
+     * customer merged into another is deleted and names the survivor. */
+    {"customer", "merged_into", PUB, FV_TYPE_REF, 0, FV_ID_LEN, NULL, "customer"},
+    /* The read audit (core/audit.c): one entry per confidential value
+     * handed to a caller, hash-chained per device; public, so any role
+     * that sees the customer read sees who read it (never the value). */
+    {"audit", "customer_id", PUB, FV_TYPE_REF, 0, FV_ID_LEN, NULL, "customer"},
+    {"audit", "user", PUB, FV_TYPE_TEXT, 1, SHORT, NULL, NULL},
+    {"audit", "tbl", PUB, FV_TYPE_TEXT, 1, FV_NAME_MAX, NULL, NULL},
+    {"audit", "row_id", PUB, FV_TYPE_TEXT, 1, FV_ID_LEN, NULL, NULL},
+    {"audit", "field", PUB, FV_TYPE_TEXT, 1, FV_NAME_MAX, NULL, NULL},
+    {"audit", "at_ms", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
+    {"audit", "device", PUB, FV_TYPE_TEXT, 1, 32, NULL, NULL},
+    {"audit", "seq", PUB, FV_TYPE_REAL, 0, 0, NULL, NULL},
+    {"audit", "prev_id", PUB, FV_TYPE_TEXT, 0, FV_ID_LEN, NULL, NULL},
+    {"audit", "prev_hash", PUB, FV_TYPE_TEXT, 1, 64, NULL, NULL},
+    {"audit", "hash", PUB, FV_TYPE_TEXT, 1, 64, NULL, NULL},
 };
 
-static const char *const shipped_tables[] = {"customer", "contact", "visit"};
+static const char *const shipped_tables[] = {"customer", "contact", "visit", "complaint",
+                                             "audit"};
 
 int fv__shipped_field(const char *table, const char *field, fv__field *out)
 {
@@ -289,9 +346,150 @@ static fv_status migrate_5(fv_db *db)
         HISTORY_TRIGGER("fv_history_on_update", "UPDATE"));
 }
 
+/* Give the store shipped field i if it lacks it: the column (creating the
+ * table, with the columns every table has, when the store has none) and
+ * the catalogue row, ordered as migration 1 orders it so that a migrated
+ * store's catalogue is a new store's.  A field already there (a store
+ * created at a later version got every shipped field from migration 1; an
+ * app may have added one of the name) is left as it is. */
+static fv_status add_shipped_field(fv_db *db, size_t i)
+{
+    const shipped_field *f = &shipped[i];
+    char sql[512];
+    sqlite3_stmt *s = fv__stmt(db, "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                                   " AND name = ?1), (SELECT count(*) FROM pragma_table_info(?1)"
+                                   " WHERE name = ?2)");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, f->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, f->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int has_table = rc == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
+    int has_column = rc == SQLITE_ROW && sqlite3_column_int(s, 1) > 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fv__sqlerr(db, rc, "reading the schema");
+    fv_status st = FV_OK;
+    if (!has_table) {
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE \"%s\"(id BLOB PRIMARY KEY NOT NULL, deleted INTEGER NOT NULL"
+                 " DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)"
+                 " WITHOUT ROWID", f->table);
+        st = fv__exec(db, sql);
+    }
+    if (st == FV_OK && !has_column) {
+        snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN \"%s\"%s", f->table, f->name,
+                 f->type == FV_TYPE_REAL ? " REAL" : f->type == FV_TYPE_REF ? " BLOB" : " TEXT");
+        st = fv__exec(db, sql);
+    }
+    if (st != FV_OK) return st;
+    s = fv__stmt(db, "INSERT OR IGNORE INTO fv_fields(tbl,name,ord,cls,type,required,max_len,"
+                     "enum_values,ref_table) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, f->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, f->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+    sqlite3_bind_int(s, 4, (int)f->cls);
+    sqlite3_bind_int(s, 5, (int)f->type);
+    sqlite3_bind_int(s, 6, f->required);
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)f->max_len);
+    if (f->enums) sqlite3_bind_text(s, 8, f->enums, -1, SQLITE_STATIC);
+    if (f->ref) sqlite3_bind_text(s, 9, f->ref, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "writing the schema catalogue");
+}
+
+/* Version 6: grade review, complaints, important dates (issue 9).  The
+ * customer fields of a grade proposal and of the decision on it, the
+ * cooperation start (customer.since), a contact's birthday, the complaint
+ * table, and the default complaint deadlines (fv_meta
+ * 'complaint_deadlines': seconds to acknowledge, respond, resolve;
+ * fv_complaint_deadlines_set changes them). */
+static fv_status migrate_6(fv_db *db)
+{
+    static const char *const added[] = {
+        "customer.since", "customer.grade_proposed", "customer.grade_proposed_by",
+        "customer.grade_proposed_at", "customer.grade_proposal_id", "customer.grade_decision",
+        "customer.grade_decided_by", "customer.grade_decided_at", "customer.grade_decision_for",
+        "contact.birthday", "complaint.*"};
+    fv_status st = FV_OK;
+    for (size_t i = 0; st == FV_OK && i < sizeof shipped / sizeof shipped[0]; i++) {
+        char name[2 * FV_NAME_MAX + 2], all[FV_NAME_MAX + 3];
+        snprintf(name, sizeof name, "%s.%s", shipped[i].table, shipped[i].name);
+        snprintf(all, sizeof all, "%s.*", shipped[i].table);
+        for (size_t k = 0; k < sizeof added / sizeof added[0]; k++)
+            if (strcmp(added[k], name) == 0 || strcmp(added[k], all) == 0) {
+                st = add_shipped_field(db, i);
+                break;
+            }
+    }
+    if (st != FV_OK) return st;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "CREATE INDEX IF NOT EXISTS complaint_by_customer"
+             " ON complaint(customer_id, received_at);"
+             "INSERT OR IGNORE INTO fv_meta(key, value)"
+             " VALUES('complaint_deadlines', '%lld %lld %lld');",
+             (long long)FV_COMPLAINT_ACK_S, (long long)FV_COMPLAINT_RESPOND_S,
+             (long long)FV_COMPLAINT_RESOLVE_S);
+    return fv__exec(db, sql);
+}
+
+/* A column of the store's own beside a table's fields (not in the
+ * catalogue: never synced), unless it is there. */
+static fv_status add_internal_column(fv_db *db, const char *table, const char *column,
+                                     const char *type)
+{
+    sqlite3_stmt *s = fv__stmt(db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2");
+    if (s == NULL) return db->err;
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int has = rc == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fv__sqlerr(db, rc, "reading the schema");
+    if (has) return FV_OK;
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN \"%s\" %s", table, column, type);
+    return fv__exec(db, sql);
+}
+
+/* Version 7: duplicates, customer merge, the read audit (issue 9).
+ * Catalogue: customer.merged_into and the audit table.  The store's own
+ * columns for duplicate detection (core/dedup.h: customer.name_key,
+ * contact.phone_bidx and email_bidx, each indexed), the blind-index key of
+ * a store that holds no team key (fv_meta 'blind_key', random), an index
+ * of merged customers (what every apply looks for, custmerge.c) and of
+ * each device's audit chain; then the keys of the rows already here. */
+static fv_status migrate_7(fv_db *db)
+{
+    fv_status st = FV_OK;
+    for (size_t i = 0; st == FV_OK && i < sizeof shipped / sizeof shipped[0]; i++)
+        if (strcmp(shipped[i].table, "audit") == 0 ||
+            (strcmp(shipped[i].table, "customer") == 0 && strcmp(shipped[i].name, "merged_into") == 0))
+            st = add_shipped_field(db, i);
+    if (st == FV_OK) st = add_internal_column(db, "customer", "name_key", "TEXT");
+    if (st == FV_OK) st = add_internal_column(db, "contact", "phone_bidx", "BLOB");
+    if (st == FV_OK) st = add_internal_column(db, "contact", "email_bidx", "BLOB");
+    if (st == FV_OK)
+        st = fv__exec(db,
+            "CREATE INDEX IF NOT EXISTS customer_by_name_key ON customer(name_key)"
+            " WHERE name_key IS NOT NULL;"
+            "CREATE INDEX IF NOT EXISTS contact_by_phone_bidx ON contact(phone_bidx)"
+            " WHERE phone_bidx IS NOT NULL;"
+            "CREATE INDEX IF NOT EXISTS contact_by_email_bidx ON contact(email_bidx)"
+            " WHERE email_bidx IS NOT NULL;"
+            "CREATE INDEX IF NOT EXISTS customer_merged ON customer(merged_into)"
+            " WHERE merged_into IS NOT NULL;"
+            "CREATE INDEX IF NOT EXISTS audit_by_device ON audit(device, seq);"
+            "INSERT OR IGNORE INTO fv_meta(key, value) VALUES('blind_key', randomblob(32));");
+    if (st == FV_OK) st = fv__dedup_reindex_all(db);
+    return st;
+}
+
 typedef fv_status (*migration_fn)(fv_db *);
 static const migration_fn migrations[FV_SCHEMA_VERSION] = {migrate_1, migrate_2, migrate_3,
-                                                           migrate_4, migrate_5};
+                                                           migrate_4, migrate_5, migrate_6,
+                                                           migrate_7};
 
 static fv_status read_version(fv_db *db, int *version)
 {

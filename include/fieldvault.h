@@ -255,7 +255,12 @@ FV_API FV_NODISCARD fv_status fv_record_set_real(fv_record *rec,
                                                  const char *field, double v);
 
 /** Getters.  *value is NULL when the field is empty.  The string is owned by
- * the record and valid until the field is set again or the record freed. */
+ * the record and valid until the field is set again or the record freed.
+ * Reading a confidential field this way is audited: the first call that
+ * hands a stored value of a confidential field of a record from fv_get() or
+ * a list to the caller appends an entry to the read audit (see
+ * fv_audit_each).  Should that append fail (a full disk, say), the getter
+ * returns its status and not the value. */
 FV_API FV_NODISCARD fv_status fv_record_get_text(const fv_record *rec,
                                                  const char *field,
                                                  const char **value);
@@ -292,15 +297,22 @@ FV_API FV_NODISCARD fv_status fv_record_field(const fv_record *rec, size_t i,
                                               fv_field_type *type);
 
 /** Insert a new record: assigns a UUIDv7 id (read with fv_record_id).  One
- * transaction unless inside a batch. */
+ * transaction unless inside a batch.  A reference to a customer that was
+ * merged into another (fv_customer_merge) is written as a reference to the
+ * customer that survives: the record's field is changed accordingly.  The
+ * "audit" table is written by the library only: FV_EACCES. */
 FV_API FV_NODISCARD fv_status fv_insert(fv_db *db, fv_record *rec);
-/** Write the fields set since the record was read or inserted. */
+/** Write the fields set since the record was read or inserted (a merged
+ * customer's reference followed as for fv_insert). */
 FV_API FV_NODISCARD fv_status fv_update(fv_db *db, fv_record *rec);
-/** Read one record.  FV_ENOTFOUND if absent or deleted.  *out to be freed
- * with fv_record_free. */
+/** Read one record.  FV_ENOTFOUND if absent or deleted; for a customer
+ * merged into another the message names the survivor ("customer X was
+ * merged into Y"), which fv_customer_merged_into() returns.  *out to be
+ * freed with fv_record_free. */
 FV_API FV_NODISCARD fv_status fv_get(fv_db *db, const char *table,
                                      const char *id, fv_record **out);
-/** Delete: a tombstone (the row stays, hidden from reads and lists). */
+/** Delete: a tombstone (the row stays, hidden from reads and lists).  Not
+ * for the append-only "audit" table: FV_EACCES. */
 FV_API FV_NODISCARD fv_status fv_delete(fv_db *db, const char *table,
                                         const char *id);
 /** Undo a delete: the row is live again (its fields as they were).  A
@@ -397,6 +409,383 @@ typedef int (*fv_history_fn)(void *ctx, const fv_history_entry *e);
 FV_API FV_NODISCARD fv_status fv_history_each(fv_db *db, const char *table, const char *field,
                                               int64_t since_ms, int64_t until_ms,
                                               fv_history_fn fn, void *ctx);
+
+/** \} */
+
+/** \defgroup duplicates_merge_audit Duplicates, customer merge, read audit
+ *
+ * Duplicates.  Two customers are the same when their names have the same
+ * key (fv_normalize with FV_NORM_NAME); two contacts when their phone
+ * numbers or e-mail addresses have the same key.  Phone and e-mail are
+ * protected, so they are matched through a blind index kept beside each
+ * value in this store (never synced): a keyed BLAKE2b of the key under the
+ * team's pii field key when this device holds one, else under a random key
+ * of this store; it is computed on every local write, every applied change
+ * and whenever field keys arrive, and looked up by value, never by
+ * decrypting the stored values.  A value this device holds only sealed (no
+ * key yet) has no index until its key arrives.
+ *
+ * Merge.  fv_customer_merge() folds one customer into another in one
+ * transaction of ordinary changes, so it syncs like any edit.  A device
+ * that receives (or writes) a contact, visit or other record pointing at a
+ * merged-away customer re-points it to the survivor as a change of its own,
+ * so a record added offline to the merged-away customer ends on the
+ * survivor on every replica.
+ *
+ * Read audit.  Every time a confidential value is handed to the caller (the
+ * first fv_record_get_text or fv_record_get_real of the field on a record
+ * from fv_get() or a list; fv_customer_merge moving a value never hands it
+ * out) an entry is appended: who (the acting user), which record (table,
+ * id, and its customer), which field, when (milliseconds), by which device.
+ * Entries are hash-chained per device: each holds its position, the id and
+ * hash of the previous entry of its device, and its own hash, BLAKE2b-256
+ * of (previous hash || the entry's canonical bytes).  They are rows of the
+ * shipped table "audit" (append-only: the record API refuses to write it),
+ * synced like visits: to fvd and to the devices whose user may see the
+ * customer read.  The entry is written before the value is handed out: a
+ * read while a list is open or inside an fv_history_each callback is
+ * audited like any other; inside a batch (fv_begin) the entry belongs to
+ * the batch, and fv_rollback() discards it with the batch's writes; a
+ * store that cannot be written (read-only media, a full disk) cannot hand
+ * out confidential values at all: the getter fails with the write's status
+ * (fail closed) while the other fields read as usual.
+ * \{
+ */
+
+/** Which key fv_normalize() computes. */
+typedef enum fv_norm_kind {
+    FV_NORM_NAME = 0,  /**< white space trimmed and collapsed, full-width ASCII
+                            folded to half-width, ASCII case folded */
+    FV_NORM_PHONE = 1, /**< the digits, with a leading '+' kept:
+                            "+86 138-0000-0000" -> "+8613800000000" */
+    FV_NORM_EMAIL = 2  /**< trimmed, full-width ASCII folded, ASCII case folded */
+} fv_norm_kind;
+
+/** The duplicate-detection key of value into out (cap bytes; strlen(value)
+ * + 1 always suffices: a key is never longer than its value).  No store is
+ * needed: pure and thread-safe.  FV_EINVAL when cap is too small or kind
+ * unknown, FV_EMISUSE for NULL arguments. */
+FV_API FV_NODISCARD fv_status fv_normalize(fv_norm_kind kind, const char *value, char *out,
+                                           size_t cap);
+
+/** An existing record that matches the one looked up (fv_find_duplicates). */
+typedef struct fv_duplicate {
+    const char *table;       /**< "customer" or "contact" */
+    const char *id;          /**< the matching record's id */
+    const char *field;       /**< what matched: "name", "phone" or "email" */
+    const char *name;        /**< the matching record's name (public) */
+    const char *customer_id; /**< a contact's customer; NULL for a customer */
+} fv_duplicate;
+
+/** Called once per candidate; d and its strings are valid until the
+ * callback returns.  Return 0 to go on, nonzero to stop. */
+typedef int (*fv_duplicate_fn)(void *ctx, const fv_duplicate *d);
+
+/** Look for stored live records that duplicate rec (a customer: same name
+ * key; a contact: same phone or e-mail key, matched through the blind
+ * index), typically before fv_insert()ing it.  rec itself (when stored) is
+ * never a candidate; records the acting user may not see are not
+ * reported.  Candidates come in id order, a contact once per matching
+ * field.  Other tables have no duplicates (FV_OK, no call).  fn may read
+ * through db but not write.  A callback that stops is not an error. */
+FV_API FV_NODISCARD fv_status fv_find_duplicates(fv_db *db, const fv_record *rec,
+                                                 fv_duplicate_fn fn, void *ctx);
+
+/** What fv_customer_merge() did. */
+typedef struct fv_merge_info {
+    size_t size;            /**< sizeof(fv_merge_info) */
+    size_t fields_filled;   /**< KEEP's empty fields filled from OTHER's */
+    size_t contacts;        /**< contacts re-pointed to KEEP */
+    size_t visits;          /**< visits re-pointed to KEEP */
+    size_t others;          /**< records of other tables re-pointed (complaints) */
+} fv_merge_info;
+
+/**
+ * Merge customer other_id into keep_id, in one transaction (or the caller's
+ * batch).  Rule for fields: KEEP's value wins; an empty field of KEEP takes
+ * OTHER's value (never owner, team or merged_into: who owns the merged
+ * customer stays KEEP's).  Every record of another table that refers to
+ * OTHER by customer_id (contacts, visits, complaints; deleted ones too; not
+ * audit entries, which stay as written) is re-pointed to KEEP; OTHER gets
+ * merged_into = KEEP and is deleted (a tombstone).  All of it is captured
+ * as changes and syncs.  FV_EINVAL for the same id twice, FV_ENOTFOUND when
+ * either is not a live customer this user sees, FV_EACCES (nothing
+ * changed) when the user may not make one of the writes.  info may be NULL.
+ */
+FV_API FV_NODISCARD fv_status fv_customer_merge(fv_db *db, const char *keep_id,
+                                                const char *other_id, fv_merge_info *info);
+
+/** Where a merged customer went: out gets the customer that survives,
+ * following merged_into through later merges.  FV_ENOTFOUND when id is not
+ * a customer merged into another here (or the chain loops: two customers
+ * merged into each other concurrently). */
+FV_API FV_NODISCARD fv_status fv_customer_merged_into(fv_db *db, const char *id,
+                                                      char out[FV_ID_LEN + 1]);
+
+/** One entry of the read audit (fv_audit_each). */
+typedef struct fv_audit_entry {
+    const char *id;          /**< the entry's own id */
+    const char *user;        /**< who read */
+    const char *table;       /**< the record's table */
+    const char *row_id;      /**< the record's id */
+    const char *field;       /**< the confidential field read */
+    const char *customer_id; /**< the record's customer (NULL if none) */
+    int64_t at_ms;           /**< when, milliseconds since the Unix epoch */
+    const char *device;      /**< the reading device: 32 hex characters */
+    uint64_t seq;            /**< position in that device's chain, from 1 */
+    const char *prev_hash;   /**< the previous entry's hash: 64 hex characters */
+    const char *hash;        /**< this entry's hash: 64 hex characters */
+    int deleted;             /**< the row was deleted (verify reports it) */
+} fv_audit_entry;
+
+/** Called once per entry; e and its strings are valid until the callback
+ * returns.  Return 0 to go on, nonzero to stop. */
+typedef int (*fv_audit_fn)(void *ctx, const fv_audit_entry *e);
+
+/** The audit entries this store holds (its own and those synced to it), by
+ * device, then position.  Entries are not filtered by scope: a store holds
+ * only those of customers its user may see.  fn may call the reading
+ * functions on db but must not write through it. */
+FV_API FV_NODISCARD fv_status fv_audit_each(fv_db *db, fv_audit_fn fn, void *ctx);
+
+/** One finding of fv_audit_verify(). */
+typedef struct fv_audit_problem {
+    const char *device;   /**< the chain: 32 hex characters */
+    uint64_t position;    /**< the entry's position in it (from 1) */
+    const char *entry_id; /**< the entry's id; NULL when it cannot be known */
+    const char *kind;     /**< "edited", "removed", "deleted" or "forged" */
+    const char *detail;   /**< one sentence naming the entry and what is wrong */
+} fv_audit_problem;
+
+/** Called once per problem; p is valid until the callback returns. */
+typedef int (*fv_audit_problem_fn)(void *ctx, const fv_audit_problem *p);
+
+/** What fv_audit_verify() checked. */
+typedef struct fv_audit_summary {
+    size_t size;        /**< sizeof(fv_audit_summary) */
+    uint64_t entries;   /**< entries checked */
+    uint64_t devices;   /**< chains (devices) */
+    uint64_t problems;  /**< problems reported */
+} fv_audit_summary;
+
+/**
+ * Recompute every device's chain.  An entry whose hash does not match its
+ * contents, or whose successor does not link to it, is "edited"; a
+ * deleted row is "deleted"; two entries at one position, "forged"; a
+ * missing position is "removed" (named by the id its successor links to).
+ * Missing positions are certain for this device's own chain (anchored in
+ * the store, the last entry included) and for any chain when every entry
+ * reaches this store (a store never enrolled, or a user whose scope is all
+ * customers); a store that receives only some customers' entries cannot
+ * tell a removed entry from one it was never sent, so there only entries
+ * whose changes it holds count (a row removed behind the library's back
+ * leaves its versions behind).  FV_OK when the check ran, whatever it
+ * found: sum->problems says; fn may be NULL.
+ */
+FV_API FV_NODISCARD fv_status fv_audit_verify(fv_db *db, fv_audit_problem_fn fn, void *ctx,
+                                              fv_audit_summary *sum);
+
+/** \} */
+
+/** \defgroup workflows Workflows: grade review, complaints, important dates
+ *
+ * The working rules of a sales team's playbook, on records that sync like
+ * any other.  The store merges per field, last writer wins; so every step
+ * of a workflow writes fields of its own, once, in one write: a replica
+ * that has seen a step holds all of it, and concurrent steps made offline
+ * never undo each other.
+ *
+ *  - Grade review: a grade proposal (customer.grade_proposed, _by, _at and
+ *    its id grade_proposal_id) stays proposed until a decision that names
+ *    it (customer.grade_decision approved|rejected, _decided_by, _decided_at,
+ *    grade_decision_for = the proposal's id) exists.  An approval sets
+ *    customer.grade to the proposed grade in the same write; a rejection
+ *    writes the grade it leaves in place, so that of two concurrent
+ *    decisions the one that wins also decides the grade.  In an enrolled
+ *    store only the roles lead and director decide, and only they change a
+ *    customer's grade directly (FV_EACCES for the others, on the device and
+ *    in fvd); a customer may be given its first grade when it is created.
+ *  - Complaints (table "complaint": customer_id, summary, channel, urgency
+ *    normal|urgent|critical, received_at): acknowledging, responding and
+ *    resolving each stamp their own fields (acked_at/_by/ack_note,
+ *    responded_at/..., resolved_at/...).  The status is the furthest step
+ *    stamped (open < acknowledged < responded < resolved), so it only moves
+ *    forward on every replica whatever order the steps arrive in.  The
+ *    deadlines (ack_due, respond_due, resolve_due) are set when the
+ *    complaint is inserted, from received_at and the store's deadline
+ *    policy for its urgency, and travel with it.
+ *  - Important dates: a contact's birthday (contact.birthday, MM-DD, pii)
+ *    and a customer's cooperation anniversary (customer.since, a date).
+ *
+ * Clocks: "now" is the platform clock (fv_platform_now_ms in platform.h)
+ * unless a function takes a now_ms other than 0.
+ * \{
+ */
+
+/** Where a customer's grade review stands (fv_grade_review.state). */
+typedef enum fv_grade_review_state {
+    FV_GRADE_NONE = 0,     /**< no proposal was ever made */
+    FV_GRADE_PROPOSED = 1, /**< the latest proposal waits for a decision */
+    FV_GRADE_APPROVED = 2, /**< the latest proposal was approved: it is the grade now */
+    FV_GRADE_REJECTED = 3  /**< the latest proposal was rejected: the grade stayed */
+} fv_grade_review_state;
+
+/** A customer's grade and the latest proposal to change it
+ * (fv_grade_review_of). */
+typedef struct fv_grade_review {
+    size_t size;                       /**< sizeof(fv_grade_review) */
+    fv_grade_review_state state;       /**< of the latest proposal */
+    char grade[2];                     /**< the grade in force ("" none) */
+    char proposed[2];                  /**< the latest proposal's grade ("" none) */
+    char proposed_by[257];             /**< who proposed it (at most 256 bytes) */
+    char proposed_at[21];              /**< when: YYYY-MM-DDTHH:MM:SSZ */
+    char decided_by[257];              /**< who decided on it ("" while proposed) */
+    char decided_at[21];               /**< when ("" while proposed) */
+} fv_grade_review;
+
+/** Propose grade (S, A or B) for customer_id, as the acting user: one
+ * write of the proposal's fields, which syncs like any change; the grade
+ * itself does not change.  A proposal still waiting is replaced.
+ * FV_EINVAL for a grade that is not S, A or B or is the customer's grade
+ * already; FV_ENOTFOUND for a customer this user cannot see; FV_EACCES if
+ * the user may not write the customer. */
+FV_API FV_NODISCARD fv_status fv_grade_propose(fv_db *db, const char *customer_id,
+                                               const char *grade);
+/** Decide on the customer's waiting proposal, as the acting user: approve
+ * (approve != 0: the grade becomes the proposed one) or reject (the grade
+ * stays), one write.  FV_EINVAL when no proposal waits (none was made, or
+ * the latest one was decided already: the message says by whom);
+ * FV_EACCES in an enrolled store for a role other than lead and
+ * director. */
+FV_API FV_NODISCARD fv_status fv_grade_decide(fv_db *db, const char *customer_id, int approve);
+/** The review state of a customer read with fv_get or from a list (set
+ * out->size first).  Fields redacted for the user read as empty. */
+FV_API FV_NODISCARD fv_status fv_grade_review_of(const fv_record *customer, fv_grade_review *out);
+/** Called once per customer by fv_grade_reviews_each; customer and r are
+ * owned by the iteration and valid until the callback returns.  Return 0
+ * to go on, nonzero to stop. */
+typedef int (*fv_grade_review_fn)(void *ctx, const fv_record *customer, const fv_grade_review *r);
+/** Call fn for each customer the user can see that has a grade proposal
+ * (with pending_only, only those waiting for a decision), latest proposal
+ * first.  fn may read through db but must not write through it.  A
+ * callback that stops the iteration is not an error. */
+FV_API FV_NODISCARD fv_status fv_grade_reviews_each(fv_db *db, int pending_only,
+                                                    fv_grade_review_fn fn, void *ctx);
+
+/** The built-in complaint deadlines (seconds after reception): acknowledge
+ * within an hour, respond within a day, resolve within two.  A new store
+ * records them as its policy; fv_complaint_deadlines_set changes it. */
+#define FV_COMPLAINT_ACK_S 3600
+/** Respond within a day (built-in default). */
+#define FV_COMPLAINT_RESPOND_S 86400
+/** Resolve within two days (built-in default). */
+#define FV_COMPLAINT_RESOLVE_S 172800
+/** Longest deadline a policy may set: a year (seconds). */
+#define FV_COMPLAINT_DEADLINE_MAX (366LL * 86400)
+
+/** A complaint's status: the furthest step stamped. */
+typedef enum fv_complaint_status {
+    FV_COMPLAINT_OPEN = 0,         /**< received, nothing done yet */
+    FV_COMPLAINT_ACKNOWLEDGED = 1, /**< acked_at set */
+    FV_COMPLAINT_RESPONDED = 2,    /**< responded_at set */
+    FV_COMPLAINT_RESOLVED = 3      /**< resolved_at set */
+} fv_complaint_status;
+
+/** The deadline policy of one urgency (fv_complaint_deadlines_get/_set):
+ * seconds after reception, 0 < ack_s <= respond_s <= resolve_s <=
+ * FV_COMPLAINT_DEADLINE_MAX. */
+typedef struct fv_complaint_deadlines {
+    size_t size;       /**< sizeof(fv_complaint_deadlines) */
+    int64_t ack_s;     /**< to acknowledge */
+    int64_t respond_s; /**< to respond */
+    int64_t resolve_s; /**< to resolve */
+} fv_complaint_deadlines;
+
+/** The store's deadline policy for complaints of urgency (normal, urgent,
+ * critical; NULL: the store's default), into *out (set out->size first).
+ * An urgency without a policy of its own has the default's. */
+FV_API FV_NODISCARD fv_status fv_complaint_deadlines_get(fv_db *db, const char *urgency,
+                                                         fv_complaint_deadlines *out);
+/** Set the policy of urgency (NULL: the default, which urgencies without
+ * their own follow), or with d NULL drop urgency's own policy.  Kept in
+ * this store (not synced): it applies to the complaints this store
+ * registers from then on; each complaint keeps the deadlines it was given.
+ * FV_EINVAL for an unknown urgency or deadlines out of order or range. */
+FV_API FV_NODISCARD fv_status fv_complaint_deadlines_set(fv_db *db, const char *urgency,
+                                                         const fv_complaint_deadlines *d);
+
+/** Stamp the step of complaint id that reaches status to
+ * (FV_COMPLAINT_ACKNOWLEDGED, _RESPONDED or _RESOLVED) with now, the
+ * acting user and note (NULL: none): one write of that step's fields.
+ * Steps may be skipped (a complaint may be resolved without a separate
+ * acknowledgement) but never go back: FV_EINVAL, naming the status it has,
+ * when it is at to or beyond. */
+FV_API FV_NODISCARD fv_status fv_complaint_advance(fv_db *db, const char *id,
+                                                   fv_complaint_status to, const char *note);
+
+/** A complaint's status and deadlines at a moment (fv_complaint_state_of).
+ * Times are milliseconds since the Unix epoch (UTC); indices of due_ms and
+ * done_ms are the status a step reaches (FV_COMPLAINT_ACKNOWLEDGED..
+ * FV_COMPLAINT_RESOLVED; index FV_COMPLAINT_OPEN holds the reception). */
+typedef struct fv_complaint_state {
+    size_t size;                /**< sizeof(fv_complaint_state) */
+    fv_complaint_status status; /**< the furthest step stamped */
+    int64_t now_ms;             /**< the moment it was computed for */
+    int64_t due_ms[4];          /**< each step's deadline; [OPEN] = received_at */
+    int64_t done_ms[4];         /**< when each step was stamped (0: not); [OPEN] = received_at */
+    fv_complaint_status next;   /**< the status the next step reaches; = status when resolved */
+    int64_t next_due_ms;        /**< its deadline (0 when resolved) */
+    int64_t left_ms;            /**< next_due_ms - now_ms (negative: overdue; 0 when resolved) */
+    int overdue;                /**< 1 when now_ms is past next_due_ms (exactly at it is not) */
+} fv_complaint_state;
+
+/** The state of a complaint record (from fv_get or fv_complaints_each) at
+ * now_ms (0: the platform clock), into *out (set out->size first).  A
+ * deadline the complaint lacks is computed from received_at with this
+ * store's policy. */
+FV_API FV_NODISCARD fv_status fv_complaint_state_of(const fv_record *complaint, int64_t now_ms,
+                                                    fv_complaint_state *out);
+
+#define FV_COMPLAINTS_OVERDUE 0x01u /**< only those past their next deadline */
+#define FV_COMPLAINTS_ALL 0x02u     /**< resolved ones too (default: not resolved) */
+
+/** Called once per complaint by fv_complaints_each; complaint and st are
+ * owned by the iteration and valid until the callback returns.  Return 0
+ * to go on, nonzero to stop. */
+typedef int (*fv_complaint_fn)(void *ctx, const fv_record *complaint,
+                               const fv_complaint_state *st);
+/** Call fn for each complaint the user can see that is not resolved (with
+ * FV_COMPLAINTS_ALL: every one; with FV_COMPLAINTS_OVERDUE: only those
+ * past their next deadline), next deadline first, as of now_ms (0: the
+ * platform clock, read once).  fn may read through db but must not write
+ * through it.  A callback that stops the iteration is not an error. */
+FV_API FV_NODISCARD fv_status fv_complaints_each(fv_db *db, unsigned flags, int64_t now_ms,
+                                                 fv_complaint_fn fn, void *ctx);
+
+/** A birthday or anniversary falling in a range of days (fv_dates_each). */
+typedef struct fv_date_event {
+    const char *kind;        /**< "birthday" (a contact's) or "anniversary" (a customer's) */
+    const char *table;       /**< "contact" or "customer" */
+    const char *id;          /**< the contact's or customer's id */
+    const char *customer_id; /**< the customer (the record itself for an anniversary) */
+    const char *name;        /**< the contact's or customer's name */
+    const char *customer;    /**< the customer's name (NULL if it cannot be read) */
+    char date[11];           /**< the day it falls on: YYYY-MM-DD */
+    int days;                /**< days from the first day of the range (0: that day) */
+    int years;               /**< anniversary: years since customer.since; birthday: 0 */
+} fv_date_event;
+/** Called once per event; e and its strings are owned by the iteration and
+ * valid until the callback returns.  Return 0 to go on, nonzero to stop. */
+typedef int (*fv_date_fn)(void *ctx, const fv_date_event *e);
+/** Call fn for each contact birthday (contact.birthday, MM-DD; 02-29 falls
+ * on 02-28 in other years) and customer anniversary (customer.since's
+ * month and day, one year after it at the earliest) falling on one of the
+ * days from (YYYY-MM-DD; NULL: today, UTC) to from + days (0..366), by
+ * date, birthdays first on a day.  Rows the user cannot see are left out,
+ * as are birthdays redacted for the user's role.  fn may read through db
+ * but must not write through it. */
+FV_API FV_NODISCARD fv_status fv_dates_each(fv_db *db, const char *from, int days,
+                                            fv_date_fn fn, void *ctx);
 
 /** \} */
 

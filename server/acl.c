@@ -24,12 +24,14 @@ fv_status fvd_policy_current(fvd_store *s, fv__policy *p, int *stored, char *err
 typedef struct row {
     int used;
     int table;                          /* fv__policy_table index */
+    char tname[FV_NAME_MAX + 1];        /* its table (complaints share visits' index) */
     unsigned char id[FV_ROWID_LEN];
     int has_owner, has_team, has_cust;  /* given by the batch */
     char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
     unsigned char cust[FV_ROWID_LEN];
     int resolved;
     char r_owner[FV_NAME_MAX + 1], r_team[FV_NAME_MAX + 1];
+    int stored; /* a customer the store held before the batch (else the batch creates it) */
 } row;
 
 struct fvd_rows {
@@ -95,6 +97,7 @@ int fvd_rows_note(fvd_rows *m, const fv__change *c)
         memset(r, 0, sizeof *r);
         r->used = 1;
         r->table = t;
+        snprintf(r->tname, sizeof r->tname, "%s", c->table);
         memcpy(r->id, c->row_id, FV_ROWID_LEN);
         m->n++;
     }
@@ -144,18 +147,21 @@ static fv_status customer_scope(fvd_store *s, const fvd_rows *m,
 
 fv_status fvd_rows_resolve(fvd_rows *m, fvd_store *s, char *err, size_t errcap)
 {
-    static const char *const tables[] = {"customer", "contact", "visit"};
     for (size_t i = 0; i < m->cap; i++) {
         row *r = &m->v[i];
         if (!r->used) continue;
         fv_status st;
         if (r->table == 0) {
+            char name[FV_NAME_MAX + 1]; /* a customer always has one */
             st = customer_scope(s, m, r->id, r->r_owner, r->r_team, err, errcap);
+            if (st == FV_OK)
+                st = stored_text(s, "customer", r->id, "name", name, sizeof name, &r->stored, err,
+                                 errcap);
         } else {
             char cust_text[FV_ID_LEN + 1];
             unsigned char cust[FV_ROWID_LEN];
             int found = 0, have = 0;
-            st = stored_text(s, tables[r->table], r->id, "customer_id", cust_text,
+            st = stored_text(s, r->tname, r->id, "customer_id", cust_text,
                              sizeof cust_text, &found, err, errcap);
             if (st != FV_OK) return st;
             if (found) have = fv__uuid_parse(cust_text, cust);
@@ -191,7 +197,11 @@ int fvd_rows_may_write(const fvd_rows *m, const fv__policy *p, const fvd_device 
     row *r = find(m, t, c->row_id);
     fv__actor a = {dev->user, dev->role, dev->team};
     fv__row_owner ro = {r->used ? r->r_owner : "", r->used ? r->r_team : ""};
-    return fv__policy_may_write(p, &a, c->table, c->field, fvd_field_class(c), &ro, why, why_cap);
+    /* a customer new in this batch: the write creating it (a device never
+     * splits one write over two batches) */
+    int creating = t == 0 && r->used && !r->stored;
+    return fv__policy_may_change(p, &a, c->table, c->field, fvd_field_class(c), &ro, creating,
+                                 why, why_cap);
 }
 
 const char *fvd_rows_team(const fvd_rows *m, const fv__change *c)

@@ -281,9 +281,10 @@ static fv_status redeliver_moved(apply_ctx *x, char *err, size_t errcap)
         fvd_row_ref *rows = NULL;
         size_t n = 0;
         if (st == FV_OK) st = x->s->ops->customer_rows(x->s, text, &rows, &n, err, errcap);
+        static const char *const children[] = FVD_CHILD_TABLES;
         for (size_t k = 0; st == FV_OK && k < n; k++)
-            st = redeliver_row(x->s, rows[k].table == 0 ? "contact" : "visit", rows[k].id, buf,
-                               err, errcap);
+            if (rows[k].table >= 0 && rows[k].table < FVD_NCHILD_TABLES)
+                st = redeliver_row(x->s, children[rows[k].table], rows[k].id, buf, err, errcap);
         free(rows);
     }
     free(buf);

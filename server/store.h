@@ -79,8 +79,13 @@ typedef struct fvd_grant {
 
 typedef struct fvd_store fvd_store;
 
+/* The tables whose rows belong to a customer (by customer_id), in the
+ * order of fvd_row_ref.table. */
+#define FVD_CHILD_TABLES {"contact", "visit", "complaint", "audit"}
+#define FVD_NCHILD_TABLES 4
+
 typedef struct fvd_row_ref {
-    int table; /* 0 contact, 1 visit */
+    int table; /* index into FVD_CHILD_TABLES: contact, visit, complaint, audit */
     unsigned char id[FV_ROWID_LEN];
 } fvd_row_ref;
 

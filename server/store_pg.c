@@ -1473,7 +1473,10 @@ static fv_status pg_customer_rows(fvd_store *base, const char *customer_id, fvd_
             char t[FV_NAME_MAX + 1];
             fvd_row_ref *ref = &(*out)[*n];
             if (c_text(r, i, 0, t, sizeof t) || c_fixed(r, i, 1, ref->id, FV_ROWID_LEN)) continue;
-            ref->table = strcmp(t, "contact") == 0 ? 0 : strcmp(t, "visit") == 0 ? 1 : -1;
+            static const char *const children[] = FVD_CHILD_TABLES;
+            ref->table = -1;
+            for (int k = 0; k < FVD_NCHILD_TABLES; k++)
+                if (strcmp(t, children[k]) == 0) ref->table = k;
             if (ref->table >= 0) (*n)++;
         }
         PQclear(r);

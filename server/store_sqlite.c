@@ -923,7 +923,10 @@ static fv_status sq_customer_rows(fvd_store *s, const char *customer_id, fvd_row
     int rc;
     while ((rc = sqlite3_step(v)) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(v, 0);
-        int table = t && strcmp(t, "contact") == 0 ? 0 : t && strcmp(t, "visit") == 0 ? 1 : -1;
+        static const char *const children[] = FVD_CHILD_TABLES;
+        int table = -1;
+        for (int k = 0; t != NULL && k < FVD_NCHILD_TABLES; k++)
+            if (strcmp(t, children[k]) == 0) table = k;
         if (table < 0 || sqlite3_column_bytes(v, 1) != FV_ROWID_LEN) continue;
         if (*n == cap) {
             size_t nc = cap ? cap * 2 : 64;

@@ -24,6 +24,8 @@
 
 #include <sodium.h>
 
+#include "custmerge.h"
+#include "dedup.h"
 #include "merge.h"
 #include "platform.h"
 #include "records.h"
@@ -657,6 +659,8 @@ static fv_status apply_stored(applier *a, const fv__change *c, const fv__table *
     sqlite3_reset(fs->write);
     if (rc != SQLITE_DONE) return fv__sqlerr(db, rc, "writing a value");
     if ((st = write_version(db, c)) != FV_OK) return st;
+    /* the duplicate keys beside the value (dedup.c) follow it */
+    if ((st = fv__dedup_row_written(db, t->name, c->row_id, c->field)) != FV_OK) return st;
     a->stats.applied++;
     if (db->enrolled && strcmp(t->name, "customer") == 0 &&
         (strcmp(c->field, "owner") == 0 || strcmp(c->field, "team") == 0)) {
@@ -721,6 +725,10 @@ static fv_status apply_set(fv_db *db, fv__decode_fn decode, void *dctx, fv_apply
             int purged;
             st = fv__acl_purge_if_out(db, a->moved[i], &purged);
         }
+        /* records that arrived pointing at a merged-away customer (or whose
+         * customer's merge just arrived) move to the survivor, as local
+         * writes that sync (custmerge.c) */
+        if (st == FV_OK) st = fv__custmerge_repoint_all(db, NULL);
         if (st == FV_OK) st = fv__hlc_save(db);
         if (st == FV_OK && before_commit != NULL) st = before_commit(db, bctx);
     }

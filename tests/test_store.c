@@ -392,6 +392,49 @@ static void test_migration_forward(void **state)
     char *gone = add_customer(f->db, "Gone", NULL, NULL);
     assert_int_equal(fv_delete(f->db, "customer", gone), FV_OK);
     free(gone);
+    /* What migration 6 adds (grade review, dates, complaints): a migrated
+     * store gets the catalogue rows a new store has, in the same order. */
+    static const char v6_catalogue[] =
+        "SELECT group_concat(tbl || '.' || name || ':' || ord || ':' || cls || ':' || type ||"
+        " ':' || required || ':' || max_len || ':' || coalesce(enum_values, '') || ':' ||"
+        " coalesce(ref_table, ''), ',') FROM (SELECT * FROM fv_fields WHERE tbl = 'complaint'"
+        " OR (tbl = 'customer' AND (name = 'since' OR name LIKE 'grade\\_%' ESCAPE '\\'))"
+        " OR (tbl = 'contact' AND name = 'birthday') ORDER BY tbl, ord)";
+    char *catalogue_before = NULL;
+    {
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql, v6_catalogue, -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        catalogue_before = strdup((const char *)sqlite3_column_text(q, 0));
+        sqlite3_finalize(q);
+        assert_non_null(strstr(catalogue_before, "complaint.received_at:"));
+        assert_non_null(strstr(catalogue_before, "contact.birthday:"));
+    }
+    assert_int_equal(fv__exec(f->db,
+        "DROP INDEX complaint_by_customer; DROP TABLE complaint;"
+        "ALTER TABLE customer DROP COLUMN since; ALTER TABLE customer DROP COLUMN grade_proposed;"
+        "ALTER TABLE customer DROP COLUMN grade_proposed_by;"
+        "ALTER TABLE customer DROP COLUMN grade_proposed_at;"
+        "ALTER TABLE customer DROP COLUMN grade_proposal_id;"
+        "ALTER TABLE customer DROP COLUMN grade_decision;"
+        "ALTER TABLE customer DROP COLUMN grade_decided_by;"
+        "ALTER TABLE customer DROP COLUMN grade_decided_at;"
+        "ALTER TABLE customer DROP COLUMN grade_decision_for;"
+        "ALTER TABLE contact DROP COLUMN birthday;"
+        "DELETE FROM fv_fields WHERE tbl = 'complaint' OR (tbl = 'customer' AND (name = 'since'"
+        " OR name LIKE 'grade\\_%' ESCAPE '\\')) OR (tbl = 'contact' AND name = 'birthday');"
+        "DELETE FROM fv_meta WHERE key LIKE 'complaint_deadlines%';"), FV_OK);
+    /* What migration 7 adds (duplicates, merge, the read audit): the audit
+     * table and customer.merged_into in the catalogue, the store's own
+     * duplicate-key columns and indexes, the blind-index key. */
+    assert_int_equal(fv__exec(f->db,
+        "DROP INDEX customer_by_name_key; DROP INDEX contact_by_phone_bidx;"
+        "DROP INDEX contact_by_email_bidx; DROP INDEX customer_merged; DROP INDEX audit_by_device;"
+        "DROP TABLE audit;"
+        "ALTER TABLE customer DROP COLUMN name_key; ALTER TABLE customer DROP COLUMN merged_into;"
+        "ALTER TABLE contact DROP COLUMN phone_bidx; ALTER TABLE contact DROP COLUMN email_bidx;"
+        "DELETE FROM fv_fields WHERE tbl = 'audit' OR (tbl = 'customer' AND name = 'merged_into');"
+        "DELETE FROM fv_meta WHERE key IN ('blind_key', 'audit_head');"), FV_OK);
     assert_int_equal(fv__exec(f->db,
         "DROP INDEX customer_by_stage; DROP INDEX customer_by_grade; DROP INDEX customer_by_owner;"
         "DROP INDEX visit_by_customer; DROP INDEX visit_by_time; DROP INDEX contact_by_customer;"
@@ -436,6 +479,58 @@ static void test_migration_forward(void **state)
     sqlite3_finalize(s);
     fv_record *r;
     assert_int_equal(fv_get(f->db, "customer", c, &r), FV_OK);
+    fv_record_free(r);
+    /* migration 6 ran again: its catalogue rows as a new store has them,
+     * the complaint table and its index, the default deadlines; and they
+     * work (a complaint gets its deadlines, a customer its since) */
+    {
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql, v6_catalogue, -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), catalogue_before);
+        sqlite3_finalize(q);
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql,
+            "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+            " AND name = 'complaint_by_customer'),"
+            " (SELECT value FROM fv_meta WHERE key = 'complaint_deadlines')", -1, &q, NULL),
+            SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 1);
+        assert_string_equal((const char *)sqlite3_column_text(q, 1), "3600 86400 172800");
+        sqlite3_finalize(q);
+    }
+    free(catalogue_before);
+    /* migration 7 ran again: its catalogue rows, columns and key, and the
+     * name key of the customer already there */
+    {
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(f->db->sql,
+            "SELECT (SELECT count(*) FROM fv_fields WHERE tbl = 'audit'),"
+            " (SELECT count(*) FROM fv_fields WHERE tbl = 'customer' AND name = 'merged_into'),"
+            " (SELECT length(value) FROM fv_meta WHERE key = 'blind_key'),"
+            " (SELECT name_key FROM customer WHERE name = 'Old'),"
+            " (SELECT count(*) FROM pragma_table_info('contact') WHERE name IN"
+            " ('phone_bidx', 'email_bidx'))", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 11);
+        assert_int_equal(sqlite3_column_int(q, 1), 1);
+        assert_int_equal(sqlite3_column_int(q, 2), 32);
+        assert_string_equal((const char *)sqlite3_column_text(q, 3), "old");
+        assert_int_equal(sqlite3_column_int(q, 4), 2);
+        sqlite3_finalize(q);
+    }
+    assert_int_equal(fv_get(f->db, "customer", c, &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "since", "2019-04-01"), FV_OK);
+    assert_int_equal(fv_update(f->db, r), FV_OK);
+    fv_record_free(r);
+    assert_int_equal(fv_record_new(f->db, "complaint", &r), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "customer_id", c), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "summary", "late"), FV_OK);
+    assert_int_equal(fv_record_set_text(r, "received_at", "2026-03-01T10:00:00Z"), FV_OK);
+    assert_int_equal(fv_insert(f->db, r), FV_OK);
+    const char *due = NULL;
+    assert_int_equal(fv_record_get_text(r, "ack_due", &due), FV_OK);
+    assert_string_equal(due, "2026-03-01T11:00:00Z");
     fv_record_free(r);
     free(c);
     /* A store from a newer library is refused, not misread. */

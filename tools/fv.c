@@ -49,9 +49,11 @@
 
 #include "fieldvault.h"
 #include "fv_csv.h"
+#include "fv_dedup_audit.h"
 #include "fv_help.h"
 #include "fv_json.h"
 #include "fv_report.h"
+#include "fv_workflows.h"
 
 enum {
     EXIT_FAIL = 1,
@@ -89,6 +91,7 @@ static const opt_def customer_opts[] = {
     {"status", "status", "TEXT"},
     {"team", "team", "TEXT"},
     {"urgency", "urgency", "TEXT"},
+    {"since", "since", "YYYY-MM-DD"},
     {NULL, NULL, NULL},
 };
 
@@ -99,6 +102,7 @@ static const opt_def contact_opts[] = {
     {"phone", "phone", "PHONE"},
     {"email", "email", "EMAIL"},
     {"im-handle", "im_handle", "TEXT"},
+    {"birthday", "birthday", "MM-DD"},
     {NULL, NULL, NULL},
 };
 
@@ -140,6 +144,7 @@ static const opt_def customer_id_opts[] = {
 
 static const opt_def due_opts[] = {
     {"on", NULL, "YYYY-MM-DD"},
+    {"days", NULL, "N"},
     {"ids", NULL, NULL},
     {NULL, NULL, NULL},
 };
@@ -187,6 +192,51 @@ static const opt_def csv_import_opts[] = {
 
 static const opt_def csv_export_opts[] = {
     {"csv", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+/* ---- workflows (issue 9; output in fv_workflows.c) ---- */
+
+static const opt_def complaint_opts[] = {
+    {"customer", "customer_id", "ID"},
+    {"summary", "summary", "TEXT"},
+    {"urgency", "urgency", "normal|urgent|critical"},
+    {"channel", "channel", "TEXT"},
+    {"received", "received_at", "ISO8601"},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def grade_opts[] = {
+    {"propose", NULL, "S|A|B"},
+    {"approve", NULL, NULL},
+    {"reject", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def proposals_opts[] = {
+    {"all", NULL, NULL},
+    {"ids", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def note_opts[] = {
+    {"note", NULL, "TEXT"},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def complaints_opts[] = {
+    {"overdue", NULL, NULL},
+    {"all", NULL, NULL},
+    {"ids", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+
+static const opt_def deadlines_opts[] = {
+    {"urgency", NULL, "normal|urgent|critical"},
+    {"ack", NULL, "DURATION"},
+    {"respond", NULL, "DURATION"},
+    {"resolve", NULL, "DURATION"},
+    {"drop", NULL, NULL},
     {NULL, NULL, NULL},
 };
 
@@ -254,6 +304,7 @@ typedef struct args {
     const command *cmd;
     const char *db;
     const char *id;
+    const char *id2; /* a second positional (fv customer merge's OTHER_ID) */
     int json;
     size_t ngiven;
     given opts[GIVEN_MAX];
@@ -312,6 +363,15 @@ static int run_whoami(fv_db *db, const args *a, output *o);
 static int run_report(fv_db *db, const args *a, output *o);
 static int run_import(fv_db *db, const args *a, output *o);
 static int run_export(fv_db *db, const args *a, output *o);
+static int run_grade(fv_db *db, const args *a, output *o);
+static int run_proposals(fv_db *db, const args *a, output *o);
+static int run_complaint_step(fv_db *db, const args *a, output *o);
+static int run_complaint_show(fv_db *db, const args *a, output *o);
+static int run_complaints(fv_db *db, const args *a, output *o);
+static int run_deadlines(fv_db *db, const args *a, output *o);
+static int run_merge(fv_db *db, const args *a, output *o);
+static int run_audit_list(fv_db *db, const args *a, output *o);
+static int run_audit_verify(fv_db *db, const args *a, output *o);
 
 static const command commands[] = {
     {NULL, "init", NULL, 0, {init_opts, NULL}, {NULL}, CMD_CREATE, run_init,
@@ -398,6 +458,46 @@ static const command commands[] = {
     EXPORT_ROW("visits", "visit"),
 #undef IMPORT_ROW
 #undef EXPORT_ROW
+    /* workflows (issue 9) */
+    {"contact", "update", "contact", 1, {contact_opts, NULL}, {NULL}, CMD_FIELDS, run_update,
+     "contact update DB ID [contact add's options, --birthday MM-DD; an empty value clears one]",
+     "change a contact's fields"},
+    {"contact", "show", "contact", 1, {NULL, NULL}, {NULL}, 0, run_show,
+     "contact show DB ID [--json]", "one contact, field by field"},
+    {"customer", "grade", "customer", 1, {grade_opts, NULL}, {NULL}, 0, run_grade,
+     "customer grade DB ID [--propose S|A|B | --approve | --reject] [--json]",
+     "propose a grade, or approve or reject the proposal (lead, director); alone: the review"},
+    {"customer", "proposals", "customer", 0, {proposals_opts, NULL}, {NULL}, 0, run_proposals,
+     "customer proposals DB [--all] [--ids] [--json]",
+     "grade proposals waiting for a decision (--all: decided ones too)"},
+    {"complaint", "add", "complaint", 0, {complaint_opts, NULL}, {"customer", "summary", NULL}, 0,
+     run_add,
+     "complaint add DB --customer ID --summary T [--urgency normal|urgent|critical] [--channel T]\n"
+     "        [--received ISO8601] [--json]",
+     "register a customer's complaint, with its deadlines; prints its id"},
+    {"complaint", "ack", "complaint", 1, {note_opts, NULL}, {NULL}, 0, run_complaint_step,
+     "complaint ack DB ID [--note T] [--json]", "acknowledge a complaint"},
+    {"complaint", "respond", "complaint", 1, {note_opts, NULL}, {NULL}, 0, run_complaint_step,
+     "complaint respond DB ID [--note T] [--json]", "record the response to a complaint"},
+    {"complaint", "resolve", "complaint", 1, {note_opts, NULL}, {NULL}, 0, run_complaint_step,
+     "complaint resolve DB ID [--note T] [--json]", "close a complaint as resolved"},
+    {"complaint", "show", "complaint", 1, {NULL, NULL}, {NULL}, 0, run_complaint_show,
+     "complaint show DB ID [--json]", "one complaint: its fields, status and deadlines"},
+    {"complaint", "deadlines", NULL, 0, {deadlines_opts, NULL}, {NULL}, 0, run_deadlines,
+     "complaint deadlines DB [--urgency U] [--ack D] [--respond D] [--resolve D] [--drop] [--json]",
+     "show or set this store's complaint deadlines (D: 30m, 1h, 24h, 2d)"},
+    {NULL, "complaints", "complaint", 0, {complaints_opts, NULL}, {NULL}, 0, run_complaints,
+     "complaints DB [--overdue] [--all] [--ids] [--json]",
+     "complaints not resolved, next deadline first, with the time left or overdue"},
+    /* duplicates, merge, the read audit (issue 9; output in fv_dedup_audit.c) */
+    {"customer", "merge", "customer", 2, {NULL, NULL}, {NULL}, 0, run_merge,
+     "customer merge DB KEEP_ID OTHER_ID [--json]",
+     "fold a duplicate customer into another: fields, contacts, visits, complaints; syncs"},
+    {"audit", "list", NULL, 0, {NULL, NULL}, {NULL}, 0, run_audit_list, "audit list DB [--json]",
+     "the read audit: who read which confidential field of which record, when"},
+    {"audit", "verify", NULL, 0, {NULL, NULL}, {NULL}, 0, run_audit_verify,
+     "audit verify DB [--json]",
+     "recompute every device's audit hash chain; exit 1 naming an edited or removed entry"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -651,11 +751,14 @@ static int parse_command_args(int argc, char **argv, int i, args *a)
             return usage_error(c, "unknown option '%s' (options are --long)", s);
         if (npos == 0) a->db = s;
         else if (npos == 1 && c->takes_id) a->id = s;
+        else if (npos == 2 && c->takes_id == 2) a->id2 = s;
         else return usage_error(c, "unexpected argument '%s'", s);
         npos++;
     }
     if (a->db == NULL) return usage_error(c, "missing DB (the store file)");
     if (a->db[0] == '\0') return usage_error(c, "DB is an empty path");
+    if (c->takes_id == 2 && a->id2 == NULL) /* takes_id 2: two ids follow DB */
+        return usage_error(c, "missing %s", a->id == NULL ? "KEEP_ID and OTHER_ID" : "OTHER_ID");
     if (c->takes_id && a->id == NULL && !(c->flags & CMD_ID_OPTIONAL)) {
         /* the second positional: FILE for change sets, CONFLICT_ID, else ID */
         const char *what = c->group && (strcmp(c->group, "changes") == 0 ||
@@ -1283,8 +1386,14 @@ static void table_print(const table *t, FILE *f)
     }
 }
 
-/* Write a whole list to o, as a table or a JSON array.  Frees the list. */
-static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
+/* What comes after a list's rows (fv due's important dates): text after
+ * the table, JSON objects before the array closes; not with --ids. */
+typedef fv_status (*list_extra_fn)(fv_db *db, output *o, void *ctx);
+
+/* Write a whole list to o, as a table or a JSON array, then extra (may be
+ * NULL).  Frees the list. */
+static int emit_list_then(fv_db *db, fv_list *l, const list_kind *kind, output *o,
+                          list_extra_fn extra, void *ctx)
 {
     table t;
     fv_status st = FV_OK;
@@ -1305,19 +1414,27 @@ static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
         if (kind->with_due) {
             char *reason = NULL;
             st = column_value(db, r, "@reason", &reason);
+            fvj_member_string(&o->j, "kind", "follow-up"); /* beside fv due's dates */
             fvj_member_string(&o->j, "due", fv_record_due(r));
             fvj_member_string(&o->j, "reason", reason);
             free(reason);
         }
         fvj_end_object(&o->j);
     }
+    if (o->json && st == FV_OK && extra != NULL) st = extra(db, o, ctx);
     if (o->json) fvj_end_array(&o->j);
     else if (o->ids) { /* printed as they came */ }
     else if (st == FV_OK && t.nrows == 0) fprintf(o->f, "%s\n", kind->none);
     else if (st == FV_OK) table_print(&t, o->f);
+    if (!o->json && !o->ids && st == FV_OK && extra != NULL) st = extra(db, o, ctx);
     table_free(&t);
     fv_list_free(l);
     return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int emit_list(fv_db *db, fv_list *l, const list_kind *kind, output *o)
+{
+    return emit_list_then(db, l, kind, o, NULL, NULL);
 }
 
 /* ---- command handlers ---- */
@@ -1352,8 +1469,31 @@ static int run_add(fv_db *db, const args *a, output *o)
     fv_status st = fv_record_new(db, a->cmd->table, &r);
     if (st != FV_OK) return lib_fail(db, st);
     int rc = apply_fields(db, r, a);
+    /* customers and contacts: a possible duplicate is a warning, not a
+     * refusal (the record is added); --json lists the candidates */
+    int dedup = strcmp(a->cmd->table, "customer") == 0 || strcmp(a->cmd->table, "contact") == 0;
+    fvda_dups dups;
+    memset(&dups, 0, sizeof dups);
+    if (rc == 0 && dedup && (st = fvda_dups_find(db, r, &dups)) != FV_OK) rc = lib_fail(db, st);
     if (rc == 0 && (st = fv_insert(db, r)) != FV_OK) rc = lib_fail(db, st);
-    if (rc == 0) emit_result(o, "id", fv_record_id(r), fv_record_id(r));
+    if (rc == 0 && dedup) {
+        fvda_dups_warn(stderr, &dups);
+        if (o->json) {
+            fvj_set_layout(&o->j, FVJ_LINE);
+            fvj_begin_object(&o->j);
+            fvj_member_string(&o->j, "id", fv_record_id(r));
+            fvj_key(&o->j, "ok");
+            fvj_bool(&o->j, 1);
+            fvj_key(&o->j, "duplicates");
+            fvda_dups_json(&o->j, &dups);
+            fvj_end_object(&o->j);
+        } else {
+            fprintf(o->f, "%s\n", fv_record_id(r));
+        }
+    } else if (rc == 0) {
+        emit_result(o, "id", fv_record_id(r), fv_record_id(r));
+    }
+    fvda_dups_free(&dups);
     fv_record_free(r);
     return rc;
 }
@@ -1447,12 +1587,33 @@ static int run_visit_list(fv_db *db, const args *a, output *o)
     return emit_list(db, l, &visit_list_kind, o);
 }
 
+/* fv due's second part: birthdays and anniversaries from --on (today)
+ * over --days (3) days. */
+typedef struct due_dates {
+    const char *from;
+    int days;
+} due_dates;
+
+static fv_status emit_due_dates(fv_db *db, output *o, void *ctx)
+{
+    const due_dates *d = ctx;
+    return fvw_dates(db, d->from, d->days, o->f, o->json ? &o->j : NULL);
+}
+
 static int run_due(fv_db *db, const args *a, output *o)
 {
+    due_dates dates = {arg_get(a, "on"), 3};
+    const char *days = arg_get(a, "days");
+    uint32_t n;
+    if (days != NULL) {
+        if (parse_u32(days, 0, 366, &n) != 0)
+            return usage_error(a->cmd, "--days is a number of days from 0 to 366");
+        dates.days = (int)n;
+    }
     fv_list *l = NULL;
-    fv_status st = fv_list_due(db, arg_get(a, "on"), &l);
+    fv_status st = fv_list_due(db, dates.from, &l);
     if (st != FV_OK) return lib_fail(db, st);
-    return emit_list(db, l, &due_list_kind, o);
+    return emit_list_then(db, l, &due_list_kind, o, emit_due_dates, &dates);
 }
 
 static int run_passwd(fv_db *db, const args *a, output *o)
@@ -1910,6 +2071,117 @@ static int run_export(fv_db *db, const args *a, output *o)
     return fvcsv_export(db, a->cmd->table, a->id, o->f, o->json ? &o->j : NULL);
 }
 
+/* ---- workflows: grade review, complaints (fv_workflows.c) ---- */
+
+static int run_grade(fv_db *db, const args *a, output *o)
+{
+    const char *propose = arg_get(a, "propose");
+    int approve = arg_get(a, "approve") != NULL, reject = arg_get(a, "reject") != NULL;
+    if ((propose != NULL) + approve + reject > 1)
+        return usage_error(a->cmd, "give one of --propose, --approve and --reject");
+    int action = propose != NULL ? FVW_GRADE_PROPOSE
+                 : approve       ? FVW_GRADE_APPROVE
+                 : reject        ? FVW_GRADE_REJECT
+                                 : FVW_GRADE_SHOW;
+    fv_status st = fvw_grade(db, a->id, action, propose, o->f, o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_proposals(fv_db *db, const args *a, output *o)
+{
+    fv_status st = fvw_proposals(db, arg_get(a, "all") != NULL, o->ids, o->f,
+                                 o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_complaint_step(fv_db *db, const args *a, output *o)
+{
+    const char *verb = a->cmd->verb;
+    fv_complaint_status to = strcmp(verb, "ack") == 0       ? FV_COMPLAINT_ACKNOWLEDGED
+                             : strcmp(verb, "respond") == 0 ? FV_COMPLAINT_RESPONDED
+                                                            : FV_COMPLAINT_RESOLVED;
+    fv_status st = fvw_complaint_step(db, a->id, to, arg_get(a, "note"), o->f,
+                                      o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_complaint_show(fv_db *db, const args *a, output *o)
+{
+    fv_record *r = NULL;
+    fv_status st = fv_get(db, "complaint", a->id, &r);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (o->json) {
+        fvj_begin_object(&o->j);
+        json_record(&o->j, r);
+        st = fvw_complaint_state(db, r, NULL, &o->j);
+        fvj_end_object(&o->j);
+    } else {
+        text_record(o->f, r);
+        st = fvw_complaint_state(db, r, o->f, NULL);
+    }
+    fv_record_free(r);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_complaints(fv_db *db, const args *a, output *o)
+{
+    unsigned flags = (arg_get(a, "overdue") ? FV_COMPLAINTS_OVERDUE : 0u) |
+                     (arg_get(a, "all") ? FV_COMPLAINTS_ALL : 0u);
+    fv_status st = fvw_complaints(db, flags, o->ids, o->f, o->json ? &o->j : NULL, json_record);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_deadlines(fv_db *db, const args *a, output *o)
+{
+    static const char *const steps[] = {"ack", "respond", "resolve"};
+    int64_t set[3] = {-1, -1, -1};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = arg_get(a, steps[i]);
+        if (v != NULL && fvw_duration_parse(v, &set[i]) != 0)
+            return usage_error(a->cmd,
+                               "--%s takes a duration such as 30m, 1h, 24h or 2d (got '%.20s')",
+                               steps[i], v);
+    }
+    int drop = arg_get(a, "drop") != NULL;
+    const char *urgency = arg_get(a, "urgency");
+    if (drop && (urgency == NULL || set[0] >= 0 || set[1] >= 0 || set[2] >= 0))
+        return usage_error(a->cmd, "--drop takes --urgency alone: it drops that urgency's own "
+                                   "deadlines");
+    fv_status st = fvw_deadlines(db, urgency, set, drop, o->f, o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+/* ---- duplicates, merge, the read audit (fv_dedup_audit.c) ---- */
+
+static int run_merge(fv_db *db, const args *a, output *o)
+{
+    fv_status st = fvda_merge(db, a->id, a->id2, o->f, o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_audit_list(fv_db *db, const args *a, output *o)
+{
+    (void)a;
+    fv_status st = fvda_audit_list(db, o->f, o->json ? &o->j : NULL);
+    return st == FV_OK ? 0 : lib_fail(db, st);
+}
+
+static int run_audit_verify(fv_db *db, const args *a, output *o)
+{
+    (void)a;
+    uint64_t problems = 0;
+    char first[512];
+    fv_status st = fvda_audit_verify(db, o->f, o->json ? &o->j : NULL, &problems, first,
+                                     sizeof first);
+    if (st != FV_OK) return lib_fail(db, st);
+    if (problems == 0) return 0;
+    /* the findings stand (stdout), and the exit says the log fails */
+    o->keep = 1;
+    fprintf(stderr, "fv: the audit log does not verify (%llu problem%s): %s\n",
+            (unsigned long long)problems, problems == 1 ? "" : "s", first);
+    return EXIT_FAIL;
+}
+
 /* ---- report ---- */
 
 static int run_report(fv_db *db, const args *a, output *o)
@@ -1997,7 +2269,8 @@ int fv_fuzz_parse_args(int argc, char **argv)
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0 && (a.cmd == NULL || a.db == NULL || a.db[0] == '\0' ||
-                   (a.cmd->takes_id && a.id == NULL && !(a.cmd->flags & CMD_ID_OPTIONAL))))
+                   (a.cmd->takes_id && a.id == NULL && !(a.cmd->flags & CMD_ID_OPTIONAL)) ||
+                   (a.cmd->takes_id == 2 && a.id2 == NULL)))
         abort(); /* "go on and run" with an incomplete command line */
     return rc;
 }

@@ -20,11 +20,11 @@
  *
  * Which of this belongs in the library: the date and enum-label
  * normalisers and the customer-name key.  The library already owns what a
- * value must be (fv_record_set_text checks it) and the design has it own
- * duplicate detection (issue 9: "adding a customer whose normalised name
- * ... matches an existing one warns"), so the same normalisation must be
- * used on every path (fv customer add, sync, the Java API), not only here.
- * They are kept in tools/ until core/ offers them.
+ * value must be (fv_record_set_text checks it) and its own duplicate
+ * detection (issue 9), so the customer-name key is the library's
+ * (fv_normalize, core/normalize.c): every path (fv customer add, sync, the
+ * Java API) uses the same one.  The date and enum-label normalisers are
+ * kept here until core/ offers them.
  *
  * Messages never quote a pii or confidential value (the library's rule):
  * a rejected value is quoted only when its field is public and short.
@@ -634,29 +634,15 @@ const char *fvcsv_enum_label(const char *field, const char *value)
 
 char *fvcsv_name_key(const char *name)
 {
-    size_t n = strlen(name), o = 0, len;
-    char *out = malloc(n + 1); /* folding never lengthens */
+    /* the library's key (fv_normalize), so an imported name and one typed
+     * into fv customer add are compared alike */
+    size_t n = strlen(name) + 1;
+    char *out = malloc(n);
     if (out == NULL) return NULL;
-    int gap = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p += len) {
-        size_t sp = space_at(p);
-        uint32_t cp = u8_cp(p, &len);
-        if (cp == 0x200b) continue; /* zero-width space: nothing */
-        if (sp > 0) {
-            len = sp;
-            if (cp != 0xfeff) gap = 1; /* U+FEFF: nothing */
-            continue;
-        }
-        if (gap && o > 0) out[o++] = ' ';
-        gap = 0;
-        if (cp >= 0xff01 && cp <= 0xff5e) cp -= 0xfee0;
-        if (cp < 0x80) out[o++] = (char)ascii_lower((int)cp);
-        else {
-            memcpy(out + o, p, len);
-            o += len;
-        }
+    if (fv_normalize(FV_NORM_NAME, name, out, n) != FV_OK) {
+        free(out);
+        return NULL;
     }
-    out[o] = '\0';
     return out;
 }
 

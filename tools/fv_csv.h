@@ -94,10 +94,11 @@ int fvcsv_norm_time(const char *s, char *out, size_t cap);
  * ignored), or NULL when value is no known label. */
 const char *fvcsv_enum_label(const char *field, const char *value);
 
-/* The key under which two customer names are the same customer: white
- * space trimmed and inner runs collapsed to one space, full-width ASCII
- * folded to half-width, ASCII letters lower-cased.  Malloc'd (caller
- * frees); NULL when out of memory.  "" for a blank name. */
+/* The key under which two customer names are the same customer: the
+ * library's (fv_normalize with FV_NORM_NAME: white space trimmed and inner
+ * runs collapsed to one space, full-width ASCII folded to half-width, ASCII
+ * letters lower-cased).  Malloc'd (caller frees); NULL when out of memory.
+ * "" for a blank name. */
 char *fvcsv_name_key(const char *name);
 
 /* ---- the commands ---- */

@@ -34,7 +34,10 @@ static const fvh_page pages[] = {
      "Record a new customer and print its id (a time-ordered UUIDv7).  Only\n"
      "--name is required.  The owner is the acting user (FV_USER, or the\n"
      "enrolled user) unless --owner is given.  budget and decision-chain are\n"
-     "confidential: only the roles allowed to read them ever see them.\n",
+     "confidential: only the roles allowed to read them ever see them.  A name\n"
+     "that matches a customer already there (ignoring case, spacing and\n"
+     "full-width letters) is warned about on stderr; the customer is added\n"
+     "anyway (fv customer merge folds duplicates).\n",
      "  --name NAME             the customer's name (required)\n"
      "  --grade S|A|B           follow-up cadence: S weekly, A fortnightly, B monthly\n"
      "  --stage STAGE           lead, intent, negotiation, won, service or lost\n"
@@ -44,9 +47,12 @@ static const fvh_page pages[] = {
      "  --needs TEXT            what the customer needs\n"
      "  --intent high|mid|low   --status TEXT    --urgency TEXT\n"
      "  --next-due YYYY-MM-DD   a follow-up date that overrides the grade cadence\n"
+     "  --since YYYY-MM-DD      when the cooperation began (fv due lists its anniversaries)\n"
      "  --budget TEXT           confidential\n"
      "  --decision-chain TEXT   confidential\n"
-     "  --json                  print {\"id\": ID, \"ok\": true} on one line\n",
+     "  --json                  print {\"id\": ID, \"ok\": true, \"duplicates\": [...]} on\n"
+     "                          one line: the customers it may duplicate (table, id,\n"
+     "                          field, name)\n",
      "  $ fv customer add shop.fv --name 'Acme Foods' --grade A --stage intent --region North\n"
      "  $ fv customer add shop.fv --name 'Borealis Mills' --grade S --stage lead --budget '120k EUR' --decision-chain 'CFO signs'\n"
      "  $ fv customer add shop.fv --name 'Cedar Retail' --grade B --stage negotiation --json\n"},
@@ -92,12 +98,19 @@ static const fvh_page pages[] = {
 
     {"contact add",
      "Record a contact person of a customer and print its id.  phone, email\n"
-     "and im-handle are personal data (pii).\n",
+     "and im-handle are personal data (pii).  A phone number or e-mail address\n"
+     "that matches a contact's already there (\"+86 138-0000-0000\" and\n"
+     "\"+8613800000000\" match, as do \"Ana@Example.com\" and \"ana@example.com\")\n"
+     "is warned about on stderr; the contact is added anyway.  The match goes\n"
+     "through a keyed hash kept beside each value, never through the values.\n",
      "  --customer ID      the customer (required)\n"
      "  --name NAME        the person's name (required)\n"
      "  --title TEXT       job title\n"
      "  --phone PHONE      --email EMAIL      --im-handle TEXT\n"
-     "  --json             print {\"id\": ID, \"ok\": true} on one line\n",
+     "  --birthday MM-DD   personal data too; fv due lists it when it comes round\n"
+     "  --json             print {\"id\": ID, \"ok\": true, \"duplicates\": [...]} on one\n"
+     "                     line: the contacts it may duplicate (table, id, field,\n"
+     "                     name, customer_id)\n",
      "  $ fv contact add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --name 'Li Wei' --title Buyer --phone '+86 138 0000 0000' --email li@example.com\n"},
 
     {"contact list",
@@ -142,12 +155,19 @@ static const fvh_page pages[] = {
      "today, UTC), soonest first.  A customer is due on its next-due date when\n"
      "one is set, else on its last visit (or, never visited, the day it was\n"
      "recorded) plus its grade's cadence: S 7 days, A 14, B 30, no grade 30.\n"
-     "Lost customers are never due.  REASON says which rule applied.\n",
+     "Lost customers are never due.  REASON says which rule applied.  Then the\n"
+     "important dates of that day and the next three (--days): contacts'\n"
+     "birthdays and customers' cooperation anniversaries (customer.since).\n",
      "  --on YYYY-MM-DD    the date (default: today)\n"
-     "  --ids              print only the ids, one a line\n"
-     "  --json             an array of customer objects with \"due\" and \"reason\"\n",
+     "  --days N           important dates up to N days after it (default 3)\n"
+     "  --ids              print only the ids of the customers due, one a line\n"
+     "  --json             an array: customer objects with \"kind\": \"follow-up\",\n"
+     "                     \"due\" and \"reason\", then the dates (\"kind\": \"birthday\"\n"
+     "                     or \"anniversary\", date, in_days, name, customer, years)\n",
      "  $ fv due shop.fv\n"
-     "  $ fv due shop.fv --on 2030-01-01 --json\n"},
+     "  $ fv due shop.fv --on 2030-01-01 --json\n"
+     "  # With the birthdays and anniversaries of the coming week\n"
+     "  $ fv due shop.fv --days 7\n"},
 
     {"passwd",
      "Change the store's passphrase.  Only the wrapping of the database key\n"
@@ -382,6 +402,202 @@ static const fvh_page pages[] = {
      "  --csv              the format (required)\n"
      "  --json             with FILE: print {\"file\": FILE, \"count\": N}\n",
      "  $ fv export visits shop.fv --csv visits-export.csv --json\n"},
+
+    /* workflows (issue 9): the grade review, complaints, important dates */
+    {"contact update",
+     "Change some of a contact's fields; the others are left as they are.\n"
+     "Give at least one field option.  An empty value clears the field.  A\n"
+     "birthday is a day of the year, MM-DD (02-29 is one; 02-30 is refused):\n"
+     "fv due lists it in the three days before it comes round.\n",
+     "  the options of fv contact add (see fv contact add --help), and\n"
+     "  --birthday MM-DD   the contact's birthday (personal data, like the phone)\n"
+     "  --json             print {\"id\": ID, \"ok\": true} on one line\n",
+     "  $ k=$(fv contact add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --name 'Wang Fang' --title Buyer)\n"
+     "  $ fv contact update shop.fv \"$k\" --birthday 07-14 --title 'Head buyer'\n"
+     "  # An empty value clears the birthday again\n"
+     "  $ fv contact update shop.fv \"$k\" --birthday '' --json\n"},
+
+    {"contact show",
+     "Print one contact, field by field (empty fields are left out).  A field\n"
+     "the acting user's role may not read shows as [redacted].\n",
+     "  --json             one object: \"id\", every field (null when empty), and\n"
+     "                     \"redacted\": the fields that may not be read\n",
+     "  $ k=$(fv contact add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --name 'Chen Jie' --birthday 02-29)\n"
+     "  $ fv contact show shop.fv \"$k\"\n"
+     "  $ fv contact show shop.fv \"$k\" --json\n"},
+
+    {"customer grade",
+     "The grade review.  With --propose, the acting user proposes a grade\n"
+     "(offline if need be): the proposal syncs and stays \"proposed\", visible to\n"
+     "everyone who sees the customer, while the grade does not change.  A lead\n"
+     "or director then approves it (the grade becomes the proposed one, and\n"
+     "fv due's cadence follows it) or rejects it (the grade stays), offline\n"
+     "too; the decision syncs like any change.  In an enrolled store only the\n"
+     "roles lead and director decide and change a grade directly (a rep's fv\n"
+     "customer update --grade is refused: exit 5); a store never enrolled has\n"
+     "every right.  Without an option: the customer's grade and its latest\n"
+     "proposal.\n",
+     "  --propose S|A|B    propose this grade (replaces a proposal still waiting)\n"
+     "  --approve          approve the waiting proposal (lead, director)\n"
+     "  --reject           reject the waiting proposal (lead, director)\n"
+     "  --json             one object: id, name, grade, state (none, proposed,\n"
+     "                     approved, rejected), proposed, proposed_by,\n"
+     "                     proposed_at, decided_by, decided_at\n",
+     "  $ id=$(fv customer add shop.fv --name 'Gamma Tools' --grade B)\n"
+     "  $ fv customer grade shop.fv \"$id\" --propose A\n"
+     "  $ fv customer grade shop.fv \"$id\"\n"
+     "  $ fv customer grade shop.fv \"$id\" --approve\n"
+     "  # A later proposal, rejected: the grade stays A\n"
+     "  $ fv customer grade shop.fv \"$id\" --propose S --json\n"
+     "  $ fv customer grade shop.fv \"$id\" --reject\n"},
+
+    {"customer proposals",
+     "List the customers whose grade proposal waits for a decision, latest\n"
+     "proposal first (with --all, the decided ones too): what a lead reviews.\n",
+     "  --all              decided proposals too\n"
+     "  --ids              print only the customers' ids, one a line\n"
+     "  --json             an array of objects, as fv customer grade --json\n",
+     "  $ fv customer grade shop.fv \"$(fv customer add shop.fv --name 'Helix Labs' --grade A)\" --propose S\n"
+     "  $ fv customer proposals shop.fv\n"
+     "  $ fv customer proposals shop.fv --all --json\n"},
+
+    {"complaint add",
+     "Register a customer's complaint and print its id.  It is received now\n"
+     "(or at --received, for one logged after the call) and gets its deadlines\n"
+     "from then, by this store's policy for its urgency (fv complaint\n"
+     "deadlines; by default acknowledge within 1 hour, respond within 24,\n"
+     "resolve within 48).  The deadlines travel with the complaint: every\n"
+     "device shows the same ones.\n",
+     "  --customer ID      the customer (required)\n"
+     "  --summary TEXT     what the customer complains about (required)\n"
+     "  --urgency normal|urgent|critical   (default normal)\n"
+     "  --channel TEXT     how it came in: phone, e-mail, visit...\n"
+     "  --received ISO8601 when it was received (default: now)\n"
+     "  --json             print {\"id\": ID, \"ok\": true} on one line\n",
+     "  $ cid=$(fv customer add shop.fv --name 'Ion Hotels' --grade A)\n"
+     "  $ fv complaint add shop.fv --customer \"$cid\" --summary 'Late delivery of order 1182' --urgency urgent --channel phone\n"
+     "  # Logged after the fact: its deadlines count from when it was received\n"
+     "  $ fv complaint add shop.fv --customer \"$cid\" --summary 'Wrong invoice' --received 2026-01-05T09:30:00Z --json\n"},
+
+    {"complaint ack",
+     "Acknowledge a complaint: stamps who and when (and --note), once.  The\n"
+     "steps are acknowledge, respond, resolve; one may be skipped, none undone:\n"
+     "a complaint that is acknowledged already, or further, is refused.\n",
+     "  --note TEXT        what was said or done\n"
+     "  --json             print {\"id\": ID, \"status\": \"acknowledged\", \"ok\": true}\n",
+     "  $ k=$(fv complaint add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --summary 'Damaged pallet')\n"
+     "  $ fv complaint ack shop.fv \"$k\" --note 'Called back; a driver collects it tomorrow'\n"},
+
+    {"complaint respond",
+     "Record the response to a complaint: stamps who and when (and --note),\n"
+     "once.  A complaint that has a response already, or is resolved, is\n"
+     "refused; one not yet acknowledged may be responded to directly.\n",
+     "  --note TEXT        the response\n"
+     "  --json             print {\"id\": ID, \"status\": \"responded\", \"ok\": true}\n",
+     "  $ k=$(fv complaint add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --summary 'Missing manual')\n"
+     "  $ fv complaint respond shop.fv \"$k\" --note 'Manual e-mailed' --json\n"},
+
+    {"complaint resolve",
+     "Close a complaint as resolved: stamps who and when (and --note), once.\n"
+     "The status only moves forward, also across devices: a resolution and a\n"
+     "late acknowledgement made elsewhere both sync, and every device shows\n"
+     "the complaint resolved.\n",
+     "  --note TEXT        how it was resolved\n"
+     "  --json             print {\"id\": ID, \"status\": \"resolved\", \"ok\": true}\n",
+     "  $ k=$(fv complaint add shop.fv --customer \"$(fv customer list shop.fv --ids | head -n1)\" --summary 'Noisy motor')\n"
+     "  $ fv complaint resolve shop.fv \"$k\" --note 'Motor replaced'\n"
+     "  # Going back is refused\n"
+     "  $ fv complaint ack shop.fv \"$k\" || echo 'refused: it is resolved'\n"},
+
+    {"complaint show",
+     "Print one complaint, field by field, then its status and each step's\n"
+     "deadline: done (and when), or the time left, or how long it is overdue.\n",
+     "  --json             one object: \"id\", every field, and status, next_step,\n"
+     "                     due_at, seconds_left (negative: overdue), overdue\n",
+     "  $ fv complaint show shop.fv \"$(fv complaints shop.fv --all --ids | head -n1)\"\n"
+     "  $ fv complaint show shop.fv \"$(fv complaints shop.fv --all --ids | head -n1)\" --json\n"},
+
+    {"complaints",
+     "List the complaints not resolved yet, the next deadline first: their\n"
+     "status, the next step and its deadline, and the time left or how long it\n"
+     "is overdue (exactly at the deadline is not overdue yet).\n",
+     "  --overdue          only those past their next deadline\n"
+     "  --all              resolved ones too\n"
+     "  --ids              print only the ids, one a line\n"
+     "  --json             an array of objects, as fv complaint show --json, with\n"
+     "                     \"customer\" (the customer's name)\n",
+     "  $ fv complaints shop.fv\n"
+     "  $ fv complaints shop.fv --overdue --json\n"
+     "  $ fv complaints shop.fv --all\n"},
+
+    {"complaint deadlines",
+     "Show this store's complaint deadlines (the default, and each urgency's),\n"
+     "or set them: the complaints it registers from then on get them (each\n"
+     "complaint keeps the deadlines it was given).  An urgency without its own\n"
+     "has the default's.  Durations: 45s, 30m, 1h, 24h, 2d, 1h30m; acknowledge\n"
+     "<= respond <= resolve.\n",
+     "  --urgency U        normal, urgent or critical: set that urgency's own\n"
+     "                     deadlines (without it: the default)\n"
+     "  --ack D            time to acknowledge\n"
+     "  --respond D        time to respond\n"
+     "  --resolve D        time to resolve\n"
+     "  --drop             with --urgency: drop that urgency's own deadlines\n"
+     "  --json             one object: default, normal, urgent, critical, each with\n"
+     "                     ack_seconds, respond_seconds, resolve_seconds\n",
+     "  $ fv complaint deadlines shop.fv\n"
+     "  # Critical complaints: acknowledge within 15 minutes, respond within 4 hours, resolve within a day\n"
+     "  $ fv complaint deadlines shop.fv --urgency critical --ack 15m --respond 4h --resolve 24h\n"
+     "  $ fv complaint deadlines shop.fv --urgency critical --drop --json\n"},
+
+    /* duplicates, merge, the read audit (tools/fv_dedup_audit.c) */
+    {"customer merge",
+     "Fold customer OTHER_ID, a duplicate, into KEEP_ID in one transaction.\n"
+     "KEEP's fields win; each field KEEP leaves empty takes OTHER's value (not\n"
+     "the owner or team, and only fields you may write).  OTHER's contacts,\n"
+     "visits and complaints move to KEEP; OTHER is deleted and records that it\n"
+     "was merged into KEEP, so fv customer show OTHER_ID names KEEP.  It all\n"
+     "syncs like any edit: a device that still adds a visit to OTHER (offline,\n"
+     "say) moves it to KEEP when the merge reaches it, and every device ends\n"
+     "with one customer.\n",
+     "  --json             print {\"keep\", \"other\", \"fields_filled\", \"contacts\",\n"
+     "                     \"visits\", \"others\", \"ok\"} on one line\n",
+     "  # The same customer recorded twice: the second add warns\n"
+     "  $ keep=$(fv customer add shop.fv --name 'Golf Supplies' --grade A)\n"
+     "  $ other=$(fv customer add shop.fv --name 'GOLF  supplies' --region West)\n"
+     "  $ fv visit add shop.fv --customer \"$other\" --method phone --summary 'Asked for a catalogue'\n"
+     "  $ fv customer merge shop.fv \"$keep\" \"$other\"\n"
+     "  $ fv visit list shop.fv --customer \"$keep\"\n"
+     "  $ fv customer merge shop.fv \"$keep\" \"$(fv customer add shop.fv --name 'golf supplies')\" --json\n"},
+
+    {"audit list",
+     "List the read audit: every time a confidential field (budget, decision\n"
+     "chain) was handed to someone through the library (fv customer show, a\n"
+     "list, an app), who read which field of which record, when, on which\n"
+     "device.  Entries made on this device and those synced to it (from the\n"
+     "devices whose users see the same customers); each names the field, never\n"
+     "the value.  One entry per record and field each time a record is read.\n",
+     "  --json             an array of objects: id, at, at_ms, user, table,\n"
+     "                     row_id, field, customer_id, device, position,\n"
+     "                     prev_hash, hash, deleted\n",
+     "  # Reading a confidential field is what gets audited\n"
+     "  $ id=$(fv customer add shop.fv --name 'Hotel Indigo' --budget '80k EUR')\n"
+     "  $ fv customer show shop.fv \"$id\" > /dev/null\n"
+     "  $ fv audit list shop.fv\n"
+     "  $ fv audit list shop.fv --json\n"},
+
+    {"audit verify",
+     "Check the read audit.  Each device's entries form a hash chain: every\n"
+     "entry holds its position, the hash of the entry before it and its own\n"
+     "hash over its contents.  verify recomputes every chain and exits 1\n"
+     "naming each entry (id and position) that was edited, removed or deleted\n"
+     "since it was written (this device's chain is also held to the end it\n"
+     "recorded, so a removed last entry shows).  A store that receives only\n"
+     "some customers' entries counts as removed only those whose changes it\n"
+     "held.\n",
+     "  --json             one object: problems (kind, id, device, position,\n"
+     "                     detail), entries, devices, ok\n",
+     "  $ fv audit verify shop.fv\n"
+     "  $ fv audit verify shop.fv --json\n"},
 };
 
 const fvh_page *fvh_find(const char *words)
