@@ -56,10 +56,12 @@ static struct {
 
 /* ---- errors ---------------------------------------------------------------- */
 
+static jstring new_jstring(JNIEnv *env, const char *s);
+
 static void throw_vault(JNIEnv *env, int code, const char *msg)
 {
     if ((*env)->ExceptionCheck(env)) return; /* the first error wins */
-    jstring m = (*env)->NewStringUTF(env, msg ? msg : fv_status_str((fv_status)code));
+    jstring m = new_jstring(env, msg ? msg : fv_status_str((fv_status)code));
     if (m == NULL) return; /* OutOfMemoryError pending */
     jobject e = (*env)->NewObject(env, J.vault_exception, J.vault_exception_init, (jint)code, m);
     if (e != NULL) (*env)->Throw(env, (jthrowable)e);
@@ -78,29 +80,126 @@ static fv_db *handle(JNIEnv *env, jlong h)
     return db;
 }
 
-/* A Java string as modified UTF-8 (the library's strings are ASCII or
- * well-formed UTF-8 from Java; supplementary characters are rare in field
- * names and values, and arrive as CESU-8: see README).  NULL stays NULL. */
+/* Java strings cross as standard UTF-8, converted here from and to
+ * UTF-16: JNI's own *StringUTF* calls use "modified UTF-8", which encodes a
+ * character outside the BMP (an emoji in a visit summary) as two 3-byte
+ * surrogates, which the library rightly refuses as invalid UTF-8, and
+ * which NewStringUTF would need for the way back.  NULL stays NULL. */
 typedef struct jstr {
     JNIEnv *env;
     jstring s;
-    const char *c;
+    char *c; /* malloc'd UTF-8; wiped and freed by jstr_release (may hold a value) */
+    size_t n;
 } jstr;
+
+/* UTF-16 -> UTF-8 into a malloc'd string; NULL on an unpaired surrogate or
+ * no memory. */
+static char *utf16_to_utf8(const jchar *u, jsize len, size_t *out_len)
+{
+    char *o = malloc((size_t)len * 3 + 1);
+    if (o == NULL) return NULL;
+    size_t n = 0;
+    for (jsize i = 0; i < len; i++) {
+        uint32_t c = u[i];
+        if (c >= 0xD800 && c <= 0xDBFF) {
+            if (i + 1 >= len || u[i + 1] < 0xDC00 || u[i + 1] > 0xDFFF) goto bad;
+            c = 0x10000 + ((c - 0xD800) << 10) + (uint32_t)(u[++i] - 0xDC00);
+        } else if (c >= 0xDC00 && c <= 0xDFFF) {
+            goto bad;
+        }
+        if (c < 0x80) {
+            o[n++] = (char)c;
+        } else if (c < 0x800) {
+            o[n++] = (char)(0xC0 | c >> 6);
+            o[n++] = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            o[n++] = (char)(0xE0 | c >> 12);
+            o[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            o[n++] = (char)(0x80 | (c & 0x3F));
+        } else {
+            o[n++] = (char)(0xF0 | c >> 18);
+            o[n++] = (char)(0x80 | ((c >> 12) & 0x3F));
+            o[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            o[n++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    o[n] = '\0';
+    *out_len = n;
+    return o;
+bad:
+    free(o);
+    return NULL;
+}
 
 static int jstr_get(JNIEnv *env, jstring s, jstr *out)
 {
     out->env = env;
     out->s = s;
     out->c = NULL;
+    out->n = 0;
     if (s == NULL) return 0;
-    out->c = (*env)->GetStringUTFChars(env, s, NULL);
+    jsize len = (*env)->GetStringLength(env, s);
+    const jchar *u = (*env)->GetStringChars(env, s, NULL);
+    if (u == NULL) return -1;
+    out->c = utf16_to_utf8(u, len, &out->n);
+    (*env)->ReleaseStringChars(env, s, u);
+    if (out->c == NULL) /* (no memory for a few KiB is the rarer cause) */
+        throw_vault(env, FV_EINVAL, "a string is not valid UTF-16 (an unpaired surrogate)");
     return out->c == NULL ? -1 : 0;
 }
 
 static void jstr_release(jstr *j)
 {
-    if (j->c != NULL) (*j->env)->ReleaseStringUTFChars(j->env, j->s, j->c);
+    if (j->c != NULL) {
+        volatile char *p = j->c;
+        for (size_t i = 0; i < j->n; i++) p[i] = 0;
+        free(j->c);
+    }
     j->c = NULL;
+}
+
+/* A Java string from the library's UTF-8 (valid by construction; a
+ * malformed byte becomes U+FFFD rather than an exception).  NULL on no
+ * memory (a Java exception is then pending). */
+static jstring new_jstring(JNIEnv *env, const char *s)
+{
+    size_t n = strlen(s);
+    jchar *u = malloc((n > 0 ? n : 1) * sizeof(jchar));
+    if (u == NULL) return NULL;
+    jsize k = 0;
+    const unsigned char *b = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = b[i];
+        size_t need = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+                                   : (c & 0xF8) == 0xF0 ? 3 : 99;
+        if (need == 99 || i + need >= n) {
+            u[k++] = 0xFFFD;
+            i++;
+            continue;
+        }
+        if (need > 0) c &= 0x3F >> need;
+        int ok = 1;
+        for (size_t t = 1; t <= need; t++) {
+            if ((b[i + t] & 0xC0) != 0x80) ok = 0;
+            c = c << 6 | (b[i + t] & 0x3F);
+        }
+        if (!ok) {
+            u[k++] = 0xFFFD;
+            i++;
+            continue;
+        }
+        i += need + 1;
+        if (c >= 0x10000) {
+            c -= 0x10000;
+            u[k++] = (jchar)(0xD800 + (c >> 10));
+            u[k++] = (jchar)(0xDC00 + (c & 0x3FF));
+        } else {
+            u[k++] = (jchar)c;
+        }
+    }
+    jstring r = (*env)->NewString(env, u, k);
+    free(u);
+    return r;
 }
 
 /* The message of a pending Java exception (cleared), into buf. */
@@ -309,7 +408,7 @@ static jobject record_to_java_frame(JNIEnv *env, const fv_record *rec)
     if (redacted == NULL) goto done;
     for (size_t i = 0; i < n; i++) {
         if (fv_record_field(rec, i, &name, &type) != FV_OK) break;
-        jstring jn = (*env)->NewStringUTF(env, name);
+        jstring jn = new_jstring(env, name);
         if (jn == NULL) goto done;
         (*env)->SetObjectArrayElement(env, names, (jsize)i, jn);
         (*env)->DeleteLocalRef(env, jn);
@@ -332,15 +431,15 @@ static jobject record_to_java_frame(JNIEnv *env, const fv_record *rec)
             v = NULL;
         }
         if (v != NULL) {
-            jstring jv = (*env)->NewStringUTF(env, v);
+            jstring jv = new_jstring(env, v);
             if (jv == NULL) goto done;
             (*env)->SetObjectArrayElement(env, values, (jsize)i, jv);
             (*env)->DeleteLocalRef(env, jv);
         }
     }
-    jstring table = (*env)->NewStringUTF(env, fv_record_table(rec));
-    jstring id = fv_record_id(rec) ? (*env)->NewStringUTF(env, fv_record_id(rec)) : NULL;
-    jstring due = fv_record_due(rec) ? (*env)->NewStringUTF(env, fv_record_due(rec)) : NULL;
+    jstring table = new_jstring(env, fv_record_table(rec));
+    jstring id = fv_record_id(rec) ? new_jstring(env, fv_record_id(rec)) : NULL;
+    jstring due = fv_record_due(rec) ? new_jstring(env, fv_record_due(rec)) : NULL;
     if (!(*env)->ExceptionCheck(env))
         out = (*env)->NewObject(env, J.record, J.record_init, table, id, due, names, values,
                                 redacted);
@@ -424,7 +523,7 @@ static jstring JNICALL n_insert(JNIEnv *env, jclass cls, jlong h, jstring jtable
     else if (set_fields(env, db, rec, names, values) == FV_OK) {
         st = fv_insert(db, rec);
         if (st != FV_OK) throw_db(env, db, st);
-        else id = (*env)->NewStringUTF(env, fv_record_id(rec));
+        else id = new_jstring(env, fv_record_id(rec));
     }
     fv_record_free(rec);
     jstr_release(&table);
@@ -603,12 +702,12 @@ static int java_post(void *ctx, const fv_http_request *req, fv_http_response *re
         return -1;
     }
     int rc = -1;
-    jstring url = (*env)->NewStringUTF(env, req->url);
+    jstring url = new_jstring(env, req->url);
     jobjectArray hdrs = url ? (*env)->NewObjectArray(env, (jsize)(2 * req->nheaders), J.string, NULL)
                             : NULL;
     for (size_t i = 0; hdrs != NULL && i < req->nheaders; i++) {
-        jstring n = (*env)->NewStringUTF(env, req->headers[i].name);
-        jstring v = n ? (*env)->NewStringUTF(env, req->headers[i].value) : NULL;
+        jstring n = new_jstring(env, req->headers[i].name);
+        jstring v = n ? new_jstring(env, req->headers[i].value) : NULL;
         if (v == NULL) {
             hdrs = NULL;
             break;
@@ -730,12 +829,12 @@ static jobject JNICALL n_status(JNIEnv *env, jclass cls, jlong h)
         throw_db(env, db, st);
         return NULL;
     }
-    jstring server = (*env)->NewStringUTF(env, s.server);
-    jstring user = server ? (*env)->NewStringUTF(env, s.user) : NULL;
-    jstring role = user ? (*env)->NewStringUTF(env, s.role) : NULL;
-    jstring team = role ? (*env)->NewStringUTF(env, s.team) : NULL;
-    jstring dev = team ? (*env)->NewStringUTF(env, s.device_id) : NULL;
-    jstring err = dev ? (*env)->NewStringUTF(env, s.last_error) : NULL;
+    jstring server = new_jstring(env, s.server);
+    jstring user = server ? new_jstring(env, s.user) : NULL;
+    jstring role = user ? new_jstring(env, s.role) : NULL;
+    jstring team = role ? new_jstring(env, s.team) : NULL;
+    jstring dev = team ? new_jstring(env, s.device_id) : NULL;
+    jstring err = dev ? new_jstring(env, s.last_error) : NULL;
     if (err == NULL) return NULL;
     return (*env)->NewObject(env, J.sync_status, J.sync_status_init, (jboolean)(s.enrolled != 0),
                              server, user, role, team, dev, (jlong)s.pending_changes,
@@ -763,11 +862,11 @@ static jobjectArray JNICALL n_conflicts(JNIEnv *env, jclass cls, jlong h, jboole
             if (pass == 1 && n < len) {
                 if ((*env)->PushLocalFrame(env, 12) != 0) break;
                 jobject o = (*env)->NewObject(
-                    env, J.conflict, J.conflict_init, (*env)->NewStringUTF(env, c->id),
-                    (*env)->NewStringUTF(env, c->table), (*env)->NewStringUTF(env, c->row_id),
-                    (*env)->NewStringUTF(env, c->field),
-                    c->mine ? (*env)->NewStringUTF(env, c->mine) : NULL,
-                    c->theirs ? (*env)->NewStringUTF(env, c->theirs) : NULL,
+                    env, J.conflict, J.conflict_init, new_jstring(env, c->id),
+                    new_jstring(env, c->table), new_jstring(env, c->row_id),
+                    new_jstring(env, c->field),
+                    c->mine ? new_jstring(env, c->mine) : NULL,
+                    c->theirs ? new_jstring(env, c->theirs) : NULL,
                     (jboolean)(c->winner_is_mine != 0), (jboolean)(c->resolved != 0));
                 o = (*env)->PopLocalFrame(env, o);
                 if (o == NULL) break;
@@ -814,13 +913,13 @@ static jstring JNICALL n_state_hash(JNIEnv *env, jclass cls, jlong h)
         throw_db(env, db, st);
         return NULL;
     }
-    return (*env)->NewStringUTF(env, out);
+    return new_jstring(env, out);
 }
 
 static jstring JNICALL n_version(JNIEnv *env, jclass cls)
 {
     (void)cls;
-    return (*env)->NewStringUTF(env, fv_version());
+    return new_jstring(env, fv_version());
 }
 
 /* ---- registration ---------------------------------------------------------------------- */

@@ -239,6 +239,19 @@ public final class VaultTest {
             eq(0, v.listVisits(beta).size(), "visits of beta");
             eq(1, v.listContacts(acme).size(), "contacts");
 
+            /* text outside the BMP (an emoji, a rare CJK ideograph) crosses
+             * JNI as standard UTF-8 and comes back as the same String */
+            String rich = "Signed \uD83D\uDE80 at \u5DE5\u5382 \uD840\uDC0B, caf\u00E9";
+            String emo = v.addVisit(acme, m("method", "visit", "summary", rich));
+            eq(rich, v.get("visit", emo).get("summary"), "supplementary characters round trip");
+            v.delete("visit", emo);
+            try {
+                v.addVisit(acme, m("method", "visit", "summary", "half a pair \uD83D"));
+                check(false, "an unpaired surrogate is refused");
+            } catch (VaultException e) {
+                check(e.getMessage() != null, "an unpaired surrogate is refused: " + e.getMessage());
+            }
+
             Record r = v.get("visit", visit);
             eq("Trial of line 3", r.get("summary"), "summary");
             eq(48.8566, Double.parseDouble(r.get("lat")), "lat round trip");
