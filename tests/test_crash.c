@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,29 @@ static char *drain(int fd)
     buf[len] = '\0';
     close(fd);
     return buf;
+}
+
+/* Wait (up to 60 s: qemu is slow) until the writer has acknowledged a
+ * first visit, so that every kill lands among writes however long opening
+ * the store takes; the bytes read go to *got (malloc'd). */
+static void wait_first_ack(int fd, char **got)
+{
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int r = poll(&pf, 1, 60000);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+        ssize_t k = read(fd, buf + len, 1);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        len += (size_t)k;
+        if (buf[len - 1] == '\n') break;
+    }
+    buf[len] = '\0';
+    *got = buf;
 }
 
 static pid_t spawn(int *rfd, void (*body)(int wfd, void *arg), void *arg)
@@ -141,9 +165,16 @@ static void test_kill_during_writes(void **state)
         writer_arg a = {path, it};
         int rfd;
         pid_t pid = spawn(&rfd, writer, &a);
-        sleep_ms(20 + (long)(rand_r(&seed) % 120));
+        char *first;
+        wait_first_ack(rfd, &first);
+        sleep_ms((long)(rand_r(&seed) % 120));
         kill_and_wait(pid);
-        char *acks = drain(rfd);
+        char *rest = drain(rfd);
+        char *acks = malloc(strlen(first) + strlen(rest) + 1);
+        strcpy(acks, first);
+        strcat(acks, rest);
+        free(first);
+        free(rest);
         for (char *line = strtok(acks, "\n"); line; line = strtok(NULL, "\n")) {
             acked = realloc(acked, (nacked + 1) * sizeof *acked);
             acked[nacked++] = strdup(line);
