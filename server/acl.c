@@ -1,7 +1,7 @@
 /*
  * acl.c - see acl.h.  Layout: the policy in force; the rows of a push
- * batch (an open-addressing map) and who may write them; who may read a
- * pulled change.
+ * batch (an open-addressing map) and who may write them; the filter and
+ * the field check of a pull.
  */
 #include "acl.h"
 
@@ -212,56 +212,38 @@ const char *fvd_rows_team(const fvd_rows *m, const fv__change *c)
     return r->used && r->resolved ? r->r_team : "";
 }
 
-fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
-                       const fv__change *c, uint64_t seq, fvd_read_cache *cache, int *ok,
-                       char *err, size_t errcap)
+void fvd_pull_filter_of(const fv__policy *p, const fvd_device *dev, fvd_pull_filter *f)
 {
-    *ok = 0;
-    int t = fv__policy_table(c->table);
-    if (t < 0) return FV_OK;
-    fv__actor a = {dev->user, dev->role, dev->team};
-    fv_field_class cls = fvd_field_class(c);
-    if (fv__policy_field(p, dev->role, c->table, cls) < FV__ACCESS_READ) return FV_OK;
-    if (!(cache->valid && strcmp(cache->table, c->table) == 0 &&
-          memcmp(cache->row, c->row_id, FV_ROWID_LEN) == 0)) {
-        fv_status st;
-        cache->valid = 0;
-        if (t == 0) {
-            st = customer_scope(s, NULL, c->row_id, cache->owner, cache->team, err, errcap);
-        } else {
-            char cust_text[FV_ID_LEN + 1];
-            unsigned char cust[FV_ROWID_LEN];
-            int found = 0;
-            st = stored_text(s, c->table, c->row_id, "customer_id", cust_text, sizeof cust_text,
-                             &found, err, errcap);
-            cache->owner[0] = cache->team[0] = '\0';
-            if (st == FV_OK && found && fv__uuid_parse(cust_text, cust))
-                st = customer_scope(s, NULL, cust, cache->owner, cache->team, err, errcap);
+    f->scope = FVD_PULL_NOTHING;
+    f->name = NULL;
+    for (size_t i = 0; i < p->nroles && i < FV_POLICY_ROLES_MAX; i++) {
+        if (strcmp(p->roles[i].name, dev->role) != 0) continue;
+        /* fv__policy_in_scope: an empty name or team matches nothing */
+        switch (p->roles[i].scope) {
+        case FV__SCOPE_ALL:
+            f->scope = FVD_PULL_ALL;
+            break;
+        case FV__SCOPE_OWN:
+            if (dev->user[0] != '\0') {
+                f->scope = FVD_PULL_OWNER;
+                f->name = dev->user;
+            }
+            break;
+        case FV__SCOPE_TEAM:
+            if (dev->team[0] != '\0') {
+                f->scope = FVD_PULL_TEAM;
+                f->name = dev->team;
+            }
+            break;
+        default:
+            break;
         }
-        if (st != FV_OK) return st;
-        snprintf(cache->table, sizeof cache->table, "%s", c->table);
-        memcpy(cache->row, c->row_id, FV_ROWID_LEN);
-        cache->valid = 1;
+        return;
     }
-    fv__row_owner ro = {cache->owner, cache->team};
-    *ok = fv__policy_in_scope(p, &a, &ro);
-    if (!*ok && t == 0 && (strcmp(c->field, "owner") == 0 || strcmp(c->field, "team") == 0)) {
-        /* the scope the row had just before this change */
-        static _Thread_local fv__change prev;
-        char owner[FV_NAME_MAX + 1] = "", team[FV_NAME_MAX + 1] = "";
-        int found = 0;
-        fv_status st = s->ops->get_value_before(s, "customer", c->row_id, "owner", seq, &prev,
-                                                &found, err, errcap);
-        if (st == FV_OK && found && prev.kind == FV__VAL_TEXT)
-            snprintf(owner, sizeof owner, "%.64s", (const char *)prev.data);
-        if (st == FV_OK)
-            st = s->ops->get_value_before(s, "customer", c->row_id, "team", seq, &prev, &found,
-                                          err, errcap);
-        if (st == FV_OK && found && prev.kind == FV__VAL_TEXT)
-            snprintf(team, sizeof team, "%.64s", (const char *)prev.data);
-        if (st != FV_OK) return st;
-        fv__row_owner before = {owner, team};
-        *ok = fv__policy_in_scope(p, &a, &before);
-    }
-    return FV_OK;
+}
+
+int fvd_may_read_field(const fv__policy *p, const fvd_device *dev, const fv__change *c)
+{
+    return fv__policy_table(c->table) >= 0 &&
+           fv__policy_field(p, dev->role, c->table, fvd_field_class(c)) >= FV__ACCESS_READ;
 }

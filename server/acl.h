@@ -15,6 +15,10 @@
  * (fvd_rows_*): a row the store knows is judged as it stands before the
  * batch, a new row as the batch creates it, so a reassignment in the batch
  * is judged by who may write the row now.
+ *
+ * A pull's row scope is decided in the store (store.h, "The log's customer
+ * scope"): fvd_pull_filter_of turns the role's scope into the filter, and
+ * only the field classes are checked here.
  */
 #ifndef FVD_ACL_H
 #define FVD_ACL_H
@@ -54,19 +58,13 @@ const char *fvd_rows_team(const fvd_rows *m, const fv__change *c);
  * and for a field the catalogue does not have. */
 fv_field_class fvd_field_class(const fv__change *c);
 
-/* May dev read c (pull)?  Resolves the row through the store; cache holds
- * the last row looked up (zero it before the first call). */
-typedef struct fvd_read_cache {
-    int valid;
-    char table[FV_NAME_MAX + 1];
-    unsigned char row[FV_ROWID_LEN];
-    char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
-} fvd_read_cache;
-/* seq: c's log sequence.  A change of a customer's owner or team also
- * reaches users whose scope held the row before it (their devices then
- * purge it). */
-fv_status fvd_may_read(fvd_store *s, const fv__policy *p, const fvd_device *dev,
-                       const fv__change *c, uint64_t seq, fvd_read_cache *cache, int *ok,
-                       char *err, size_t errcap);
+/* Pull: the rows dev's user may see, as a store filter (store.h): the
+ * scope of the user's role under policy p, with the user's name or team as
+ * they are now.  A role the policy lacks, scope none, or own/team without
+ * a name or team: FVD_PULL_NOTHING.  f->name points into dev. */
+void fvd_pull_filter_of(const fv__policy *p, const fvd_device *dev, fvd_pull_filter *f);
+/* May dev's role read c's field (its table known, its class readable)?
+ * The row's scope is the store's filter's part. */
+int fvd_may_read_field(const fv__policy *p, const fvd_device *dev, const fv__change *c);
 
 #endif

@@ -26,6 +26,7 @@ target_sources(fieldvault PRIVATE ${PROJECT_SOURCE_DIR}/sync/sign.c)
 
 add_library(fvdcore STATIC
   server/store_sqlite.c
+  server/store_scope.c
   server/reply.c
   server/auth.c
   server/enroll.c

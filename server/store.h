@@ -89,6 +89,76 @@ typedef struct fvd_row_ref {
     unsigned char id[FV_ROWID_LEN];
 } fvd_row_ref;
 
+/* The log's customer scope.  Besides each change, the log keeps, for every
+ * entry, the scope of its row as it is now: its customer (a customer row's
+ * own id; another row's customer_id, if it names one) and that customer's
+ * owner and team.  append keeps them current, so they are what fvd_may_read
+ * used to resolve row by row at pull time; a pull selects by them in the
+ * store (an index per column) and costs what the user may see, not the
+ * length of the log.  An entry changing a customer's owner or team also
+ * keeps the owner and team the customer had just before it: that change
+ * reaches the users whose scope held the row before (their devices then
+ * drop it).  Owner and team are compared as fvd compared them before: the
+ * value's text, its first FVD_NAME_MAX bytes; an empty one matches no one.
+ *
+ * A pull filter is a fact about the user (their name or team), never
+ * stored: the role's scope is decided at pull time by the policy in force
+ * and the user's current role and team (acl.h, fvd_pull_filter_of). */
+typedef enum fvd_pull_scope {
+    FVD_PULL_ALL = 0, /* every change */
+    FVD_PULL_OWNER,   /* rows whose customer's owner is name (or was, just before
+                       * an owner/team change of that customer: that change) */
+    FVD_PULL_TEAM,    /* the same by the customer's team */
+    FVD_PULL_NOTHING  /* no change (the cursor still moves to the head) */
+} fvd_pull_scope;
+
+typedef struct fvd_pull_filter {
+    fvd_pull_scope scope;
+    const char *name; /* OWNER: the user; TEAM: the team (1..FVD_NAME_MAX bytes) */
+} fvd_pull_filter;
+
+/* The scope key of an owner or team text (len bytes): what the log stores
+ * and compares, its first FVD_NAME_MAX bytes up to a NUL; 0 = none. */
+size_t fvd_scope_key(const char *text, size_t len);
+/* The customer a customer_id text (len bytes) names, as fvd has always read
+ * it (its first FV_ID_LEN bytes, fv__uuid_parse): 1 with out, else 0. */
+int fvd_scope_customer(const char *text, size_t len, unsigned char out[FV_ROWID_LEN]);
+
+/* For the backends' append: a scope key (n = 0: none, NULL in the log) and
+ * the scope of a row as its log entries carry it. */
+typedef struct fvd_skey {
+    unsigned char b[FVD_NAME_MAX];
+    size_t n;
+} fvd_skey;
+
+typedef struct fvd_row_scope {
+    int has_cust; /* else no customer (cust unused) */
+    unsigned char cust[FV_ROWID_LEN];
+    fvd_skey owner, team;
+} fvd_row_scope;
+
+/* What an appended change does to the scope of earlier entries. */
+enum {
+    FVD_MOVES_NOTHING,
+    FVD_MOVES_OWNER, /* every entry of customer c->row_id takes mine->owner */
+    FVD_MOVES_TEAM,  /* ... mine->team */
+    FVD_MOVES_ROW    /* every entry of c's row takes mine's cust, owner and team */
+};
+
+/* The scope c's log entry gets (*mine); for a change of a customer's owner
+ * or team, the owner and team just before it (*prev, has_cust = 1; else
+ * has_cust = 0); and what c moves (*moves, FVD_MOVES_*).  cur: the scope
+ * the entries of c's row carry (found = 0: it has none yet).
+ * customer_keys(ctx, ...) gives a customer's current keys (none if it has
+ * no entry); its failure is returned. */
+fv_status fvd_scope_for(const fv__change *c, const fvd_row_scope *cur, int found,
+                        fv_status (*customer_keys)(void *ctx,
+                                                   const unsigned char cust[FV_ROWID_LEN],
+                                                   fvd_skey *owner, fvd_skey *team, char *err,
+                                                   size_t errcap),
+                        void *ctx, fvd_row_scope *mine, fvd_row_scope *prev, int *moves,
+                        char *err, size_t errcap);
+
 typedef struct fvd_store_ops {
     const char *backend; /* "sqlite" or "postgres" */
     void (*close)(fvd_store *s);
@@ -146,7 +216,11 @@ typedef struct fvd_store_ops {
     fv_status (*get_version)(fvd_store *s, const fv__change *c, fv__ver *v, int *found,
                              char *err, size_t errcap);
     /* Append c to the change log with the next server sequence number
-     * (*server_seq) and make it the field's current version. */
+     * (*server_seq) and make it the field's current version.  Keeps the
+     * log's customer scope (see "The log's customer scope" above) in step:
+     * c's entry gets its row's, and a change of a customer's owner or team,
+     * or of a row's customer_id, updates the scope of the earlier entries
+     * it concerns. */
     fv_status (*append)(fvd_store *s, const fv__change *c, uint64_t *server_seq, char *err,
                         size_t errcap);
     /* Record the device's last applied batch. */
@@ -158,11 +232,16 @@ typedef struct fvd_store_ops {
 
     /* ---- pull ---- */
 
-    /* The changes with server sequence > cursor, in order, at most max; cb
-     * gets each (return 0 to go on, -1 to stop with FV_EIO).  *more = 1 if
-     * changes beyond the last one given exist.  *last_seq = the sequence of
-     * the last change given (cursor if none). */
-    fv_status (*pull)(fvd_store *s, uint64_t cursor, uint32_t max,
+    /* The changes with server sequence > cursor that filter selects (NULL:
+     * every change), in order, at most max; cb gets each (return 0 to go
+     * on, -1 to stop with FV_EIO).  The log head is read first and nothing
+     * after it is given.  *more = 1 if further selected changes up to that
+     * head exist; then *last_seq = the sequence of the last change given.
+     * Otherwise *last_seq = the head (or cursor if that is higher): every
+     * change up to it was considered, so the next pull starts there and a
+     * device whose rows are a small part of the log does not walk the rest
+     * of it batch by batch. */
+    fv_status (*pull)(fvd_store *s, uint64_t cursor, uint32_t max, const fvd_pull_filter *filter,
                       int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
                       int *more, uint64_t *last_seq, char *err, size_t errcap);
     /* The highest server sequence number (0 if the log is empty). */

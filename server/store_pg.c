@@ -36,9 +36,18 @@
  *    higher one.  A device's role and team are read through its user
  *    (the devices table's own role and team columns are what the user had
  *    at enrolment, kept in step by update_user but never read).
- *  - An older database (1: before field keys, 2: before the policy) is
- *    upgraded when opened: the new tables are created under the schema
- *    lock and the version set to 3.
+ *  - The log's customer scope (schema 4, store.h): per entry cust, owner
+ *    and team (scope keys as bytea) and, on a customer's owner/team
+ *    changes, prev_owner and prev_team.  A change that moves nothing
+ *    inherits its row's scope inside the append statement (one round
+ *    trip); an owner, team or customer_id change reads the row's scope,
+ *    appends, and rewrites the earlier entries it concerns (log_by_cust,
+ *    log_by_field).  Pulls read the head, then select by log_by_owner /
+ *    log_by_team (and the small prev_ indexes) up to it.
+ *  - An older database (1: before field keys, 2: before the policy, 3:
+ *    before the log's scope) is upgraded when opened, under the schema
+ *    lock in one transaction: the new tables, the log's scope columns
+ *    back-filled from the log (MIGRATE_4), their indexes, version 4.
  *  - Messages carry PostgreSQL's primary message and SQLSTATE, never its
  *    DETAIL (which quotes key values such as a code hash) nor the URL.
  */
@@ -58,8 +67,8 @@
 #define LOCK_PUSH INT64_C(0x6676645075736831)
 /* ASCII "fvdGrnt1": numbering grants */
 #define LOCK_GRANT INT64_C(0x66766447726e7431)
-#define SCHEMA_VERSION 3
-#define MAX_PARAMS 12
+#define SCHEMA_VERSION 4
+#define MAX_PARAMS 18
 
 /* Type oids of the parameters, from pg_type.h (stable since forever). */
 #define OID_BOOL 16
@@ -81,8 +90,15 @@ typedef enum stmt_id {
     ST_HEAD,
     ST_GET_VERSION,
     ST_APPEND,
+    ST_ROW_SCOPE,
+    ST_CUST_KEYS,
+    ST_SET_OWNER,
+    ST_SET_TEAM,
+    ST_SET_ROW_CUST,
     ST_SET_BATCH,
-    ST_PULL,
+    ST_PULL_ALL,
+    ST_PULL_OWNER,
+    ST_PULL_TEAM,
     ST_USER_MATCHES,
     ST_ENROLLED_WITH,
     ST_GET_VALUE,
@@ -111,6 +127,10 @@ typedef enum stmt_id {
     "d.id, d.public_key, d.name, d.user_name, u.role, u.team, d.revoked, "               \
     "d.last_batch_seq, d.last_batch_hash, d.enrolled_ms, d.last_seen_ms"                 \
     " FROM devices d JOIN users u ON u.name = d.user_name"
+
+#define PULL_COLS                                                                        \
+    "seq, tbl, row_id, field, kind, text_value, real_value, blob_value, hlc, base_hlc,"  \
+    " device, device_seq"
 
 typedef struct stmt {
     const char *name;
@@ -167,21 +187,55 @@ static const stmt stmts[ST_COUNT] = {
     [ST_GET_VERSION] = {"fvd_get_version", "tbt",
                         "SELECT hlc, device, base_hlc FROM versions"
                         " WHERE tbl = $1 AND row_id = $2 AND field = $3"},
-    [ST_APPEND] = {"fvd_append", "8tbt2tfb88b8",
-                   "WITH l AS (INSERT INTO log (seq, tbl, row_id, field, kind, text_value,"
-                   " real_value, blob_value, hlc, base_hlc, device, device_seq)"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"
+    /* $18 true: the entry inherits its row's scope (cust $13 if given),
+     * in this one round trip - a change that moves nothing, the usual
+     * case; false: $13..$17 are the scope (see pg_append). */
+    [ST_APPEND] = {"fvd_append", "8tbt2tfb88b8bbbbbo",
+                   "WITH cur AS (SELECT cust, owner, team FROM log"
+                   " WHERE $18 AND tbl = $2 AND row_id = $3 LIMIT 1),"
+                   " l AS (INSERT INTO log (seq, tbl, row_id, field, kind, text_value,"
+                   " real_value, blob_value, hlc, base_hlc, device, device_seq, cust, owner,"
+                   " team, prev_owner, prev_team)"
+                   " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+                   " CASE WHEN $18 THEN COALESCE($13, (SELECT cust FROM cur)) ELSE $13 END,"
+                   " CASE WHEN $18 THEN (SELECT owner FROM cur) ELSE $14 END,"
+                   " CASE WHEN $18 THEN (SELECT team FROM cur) ELSE $15 END, $16, $17)"
                    " INSERT INTO versions (tbl, row_id, field, hlc, device, base_hlc)"
                    " VALUES ($2, $3, $4, $9, $11, $10)"
                    " ON CONFLICT (tbl, row_id, field) DO UPDATE SET hlc = EXCLUDED.hlc,"
                    " device = EXCLUDED.device, base_hlc = EXCLUDED.base_hlc"},
+    /* Every entry of a row carries the row's current scope: any one will do. */
+    [ST_ROW_SCOPE] = {"fvd_row_scope", "tb",
+                      "SELECT cust, owner, team FROM log WHERE tbl = $1 AND row_id = $2 LIMIT 1"},
+    [ST_CUST_KEYS] = {"fvd_cust_keys", "b", "SELECT owner, team FROM log WHERE cust = $1 LIMIT 1"},
+    [ST_SET_OWNER] = {"fvd_set_owner", "bb",
+                      "UPDATE log SET owner = $2 WHERE cust = $1 AND owner IS DISTINCT FROM $2"},
+    [ST_SET_TEAM] = {"fvd_set_team", "bb",
+                     "UPDATE log SET team = $2 WHERE cust = $1 AND team IS DISTINCT FROM $2"},
+    [ST_SET_ROW_CUST] = {"fvd_set_row_cust", "tbbbb",
+                         "UPDATE log SET cust = $3, owner = $4, team = $5"
+                         " WHERE tbl = $1 AND row_id = $2"},
     [ST_SET_BATCH] = {"fvd_set_batch", "b8b",
                       "UPDATE devices SET last_batch_seq = $2, last_batch_hash = $3"
                       " WHERE id = $1"},
-    [ST_PULL] = {"fvd_pull", "88",
-                 "SELECT seq, tbl, row_id, field, kind, text_value, real_value, blob_value,"
-                 " hlc, base_hlc, device, device_seq FROM log WHERE seq > $1"
-                 " ORDER BY seq LIMIT $2"},
+    /* $1 cursor, $2 head, $3 the scope key, last the limit.  The second
+     * half of a scoped pull: a customer's owner/team changes that moved it
+     * out of the user's scope (not given twice). */
+    [ST_PULL_ALL] = {"fvd_pull_all", "888",
+                     "SELECT " PULL_COLS " FROM log WHERE seq > $1 AND seq <= $2"
+                     " ORDER BY seq LIMIT $3"},
+    [ST_PULL_OWNER] = {"fvd_pull_owner", "88b8",
+                       "(SELECT " PULL_COLS " FROM log WHERE seq > $1 AND seq <= $2"
+                       " AND owner = $3 ORDER BY seq LIMIT $4) UNION ALL (SELECT " PULL_COLS
+                       " FROM log WHERE seq > $1 AND seq <= $2 AND prev_owner = $3"
+                       " AND owner IS DISTINCT FROM $3 ORDER BY seq LIMIT $4)"
+                       " ORDER BY seq LIMIT $4"},
+    [ST_PULL_TEAM] = {"fvd_pull_team", "88b8",
+                      "(SELECT " PULL_COLS " FROM log WHERE seq > $1 AND seq <= $2"
+                      " AND team = $3 ORDER BY seq LIMIT $4) UNION ALL (SELECT " PULL_COLS
+                      " FROM log WHERE seq > $1 AND seq <= $2 AND prev_team = $3"
+                      " AND team IS DISTINCT FROM $3 ORDER BY seq LIMIT $4)"
+                      " ORDER BY seq LIMIT $4"},
     /* For a retry after a lost connection (see retry_add_user / retry_enroll). */
     [ST_USER_MATCHES] = {"fvd_user_matches", "tttb",
                          "SELECT 1 FROM users WHERE name = $1 AND role = $2 AND team = $3"
@@ -281,7 +335,10 @@ static const char schema_sql[] =
     " hlc int8 NOT NULL,"
     " base_hlc int8 NOT NULL,"
     " device bytea NOT NULL,"
-    " device_seq int8 NOT NULL);"
+    " device_seq int8 NOT NULL,"
+    /* schema 4: the entry's customer scope (store.h), scope keys as bytea;
+     * an older database gets them from MIGRATE_4 */
+    " cust bytea, owner bytea, team bytea, prev_owner bytea, prev_team bytea);"
     "CREATE INDEX IF NOT EXISTS log_by_field ON log (tbl, row_id, field, seq);"
     "CREATE INDEX IF NOT EXISTS log_by_customer ON log (text_value) WHERE field = 'customer_id';"
     /* schema 2: field keys */
@@ -312,22 +369,70 @@ static const char schema_sql[] =
     " id int2 PRIMARY KEY CHECK (id = 1),"
     " version int8 NOT NULL CHECK (version BETWEEN 1 AND 4294967295),"
     " body bytea NOT NULL);"
-    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 3)"
+    "INSERT INTO fvd_meta (key, value) VALUES ('schema_version', 4)"
     " ON CONFLICT (key) DO NOTHING;"
     /* an older database gets the tables above and becomes version 3 */
     "UPDATE fvd_meta SET value = 3 WHERE key = 'schema_version' AND value IN (1, 2);";
+
+/* Schema 3 -> 4: back-fill the log's scope columns from the log itself by
+ * the rules append follows (server/store_scope.c, written in SQL: a scope
+ * key is the text's first FVD_NAME_MAX bytes, none if empty; a customer_id
+ * names a customer if its first 36 characters are a UUID), then index
+ * them.  Under the schema lock, in the transaction of schema_sql. */
+#define PG_KEY(v) "NULLIF(substring(convert_to(" v ", 'UTF8') from 1 for 64), ''::bytea)"
+#define PG_UUID "'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'"
+_Static_assert(FVD_NAME_MAX == 64 && FV_ID_LEN == 36, "MIGRATE_4 spells these out");
+static const char MIGRATE_4[] =
+    "ALTER TABLE log ADD COLUMN IF NOT EXISTS cust bytea,"
+    " ADD COLUMN IF NOT EXISTS owner bytea, ADD COLUMN IF NOT EXISTS team bytea,"
+    " ADD COLUMN IF NOT EXISTS prev_owner bytea, ADD COLUMN IF NOT EXISTS prev_team bytea;"
+    "UPDATE log SET cust = row_id WHERE tbl = 'customer';"
+    "UPDATE log l SET cust = c.id FROM (SELECT DISTINCT ON (tbl, row_id) tbl, row_id,"
+    "  CASE WHEN kind = 1 AND substr(text_value, 1, 36) ~ " PG_UUID
+    "  THEN decode(replace(substr(text_value, 1, 36), '-', ''), 'hex') END AS id"
+    "  FROM log WHERE field = 'customer_id' AND tbl <> 'customer'"
+    "  ORDER BY tbl, row_id, seq DESC) c"
+    "  WHERE l.tbl = c.tbl AND l.row_id = c.row_id AND c.id IS NOT NULL;"
+    "UPDATE log l SET owner = k.owner, team = k.team FROM (SELECT row_id,"
+    "  (SELECT CASE WHEN m.kind = 1 THEN " PG_KEY("m.text_value") " END FROM log m"
+    "   WHERE m.tbl = 'customer' AND m.row_id = c.row_id AND m.field = 'owner'"
+    "   ORDER BY m.seq DESC LIMIT 1) AS owner,"
+    "  (SELECT CASE WHEN m.kind = 1 THEN " PG_KEY("m.text_value") " END FROM log m"
+    "   WHERE m.tbl = 'customer' AND m.row_id = c.row_id AND m.field = 'team'"
+    "   ORDER BY m.seq DESC LIMIT 1) AS team"
+    "  FROM (SELECT DISTINCT row_id FROM log WHERE tbl = 'customer') c) k"
+    "  WHERE l.cust = k.row_id;"
+    "UPDATE log l SET"
+    "  prev_owner = (SELECT CASE WHEN m.kind = 1 THEN " PG_KEY("m.text_value") " END"
+    "   FROM log m WHERE m.tbl = 'customer' AND m.row_id = l.row_id AND m.field = 'owner'"
+    "   AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1),"
+    "  prev_team = (SELECT CASE WHEN m.kind = 1 THEN " PG_KEY("m.text_value") " END"
+    "   FROM log m WHERE m.tbl = 'customer' AND m.row_id = l.row_id AND m.field = 'team'"
+    "   AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1)"
+    "  WHERE l.tbl = 'customer' AND l.field IN ('owner', 'team');"
+    "UPDATE fvd_meta SET value = 4 WHERE key = 'schema_version';";
+
+/* The indexes pulls select by (schema 4), made after a back-fill. */
+static const char scope_indexes_sql[] =
+    "CREATE INDEX IF NOT EXISTS log_by_cust ON log (cust) WHERE cust IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_owner ON log (owner, seq) WHERE owner IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_team ON log (team, seq) WHERE team IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_prev_owner ON log (prev_owner, seq)"
+    " WHERE prev_owner IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_prev_team ON log (prev_team, seq)"
+    " WHERE prev_team IS NOT NULL;";
 
 typedef struct pg_store {
     fvd_store base;
     PGconn *conn;
     char *url;          /* kept for reconnecting; wiped on close (may hold a password) */
-    uint32_t prepared;  /* bit per stmt_id prepared on this connection */
+    uint64_t prepared;  /* bit per stmt_id prepared on this connection */
     int in_push;
     uint64_t next_seq;  /* inside a push: the sequence number append gives next */
     fv__change row;     /* pull's scratch change (large: kept off the stack) */
 } pg_store;
 
-_Static_assert(ST_COUNT <= 32, "prepared is a 32-bit mask");
+_Static_assert(ST_COUNT <= 64, "prepared is a 64-bit mask");
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -621,7 +726,7 @@ static int retry_after(const pg_store *s, fv_status st, int *attempt)
 
 static fv_status prepare(pg_store *s, stmt_id id, const char *what, char *err, size_t errcap)
 {
-    if (s->prepared & (1u << id)) return FV_OK;
+    if (s->prepared & (UINT64_C(1) << id)) return FV_OK;
     const stmt *t = &stmts[id];
     Oid types[MAX_PARAMS];
     int n = (int)strlen(t->types);
@@ -640,7 +745,7 @@ static fv_status prepare(pg_store *s, stmt_id id, const char *what, char *err, s
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         st = fail(s, r, what, err, errcap);
     else
-        s->prepared |= 1u << id;
+        s->prepared |= UINT64_C(1) << id;
     PQclear(r);
     return st;
 }
@@ -668,11 +773,12 @@ static fv_status create_schema(pg_store *s, char *err, size_t errcap)
     if (st != FV_OK) return st;
     st = run_cmd(s, "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")", NULL, 0, what, err, errcap);
     if (st == FV_OK) st = run_cmd(s, schema_sql, NULL, 0, what, err, errcap);
+    long version = 0;
     if (st == FV_OK) {
         PGresult *r = PQexec(s->conn, "SELECT value FROM fvd_meta WHERE key = 'schema_version'");
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             st = fail(s, r, what, err, errcap);
-        } else if (PQntuples(r) != 1 || atol(PQgetvalue(r, 0, 0)) > SCHEMA_VERSION) {
+        } else if (PQntuples(r) != 1 || (version = atol(PQgetvalue(r, 0, 0))) > SCHEMA_VERSION) {
             set_err(err, errcap,
                     "the database's fvd schema (version %s) is newer than this fvd's (%d)",
                     PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "?", SCHEMA_VERSION);
@@ -680,6 +786,10 @@ static fv_status create_schema(pg_store *s, char *err, size_t errcap)
         }
         PQclear(r);
     }
+    if (st == FV_OK && version < 4)
+        st = run_cmd(s, MIGRATE_4, NULL, 0, "upgrading the schema to 4 (the log's scope)", err,
+                     errcap);
+    if (st == FV_OK) st = run_cmd(s, scope_indexes_sql, NULL, 0, what, err, errcap);
     if (st == FV_OK) return run_cmd(s, "COMMIT", NULL, 0, what, err, errcap);
     if (!conn_broken(s)) PQclear(PQexec(s->conn, "ROLLBACK"));
     return st;
@@ -1116,6 +1226,99 @@ static fv_status pg_get_version(fvd_store *base, const fv__change *c, fv__ver *v
     return st;
 }
 
+/* ---- the log's customer scope (store.h) ---- */
+
+static void p_key(params *p, const fvd_skey *k)
+{
+    if (k->n) p_bytes(p, k->b, k->n);
+    else p_null(p);
+}
+
+/* Column col as a scope key: 0, or -1 if it is not one. */
+static int c_key(const PGresult *r, int row, int col, fvd_skey *k)
+{
+    k->n = 0;
+    if (PQgetisnull(r, row, col)) return 0;
+    size_t n = (size_t)PQgetlength(r, row, col);
+    if (n == 0 || n > FVD_NAME_MAX) return -1;
+    memcpy(k->b, PQgetvalue(r, row, col), n);
+    k->n = n;
+    return 0;
+}
+
+/* The scope the entries of c's row carry; *found = 0 if it has none. */
+static fv_status row_scope_of(pg_store *s, const fv__change *c, fvd_row_scope *out, int *found,
+                              char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    *found = 0;
+    params p = {0};
+    p_text(&p, c->table);
+    p_bytes(&p, c->row_id, FV_ROWID_LEN);
+    fv_status st;
+    PGresult *r = run_stmt(s, ST_ROW_SCOPE, &p, &st, "append: reading the row's scope", err,
+                           errcap);
+    if (r == NULL) return st;
+    if (PQntuples(r) == 1) {
+        out->has_cust = !PQgetisnull(r, 0, 0);
+        if ((out->has_cust && c_fixed(r, 0, 0, out->cust, FV_ROWID_LEN)) ||
+            c_key(r, 0, 1, &out->owner) || c_key(r, 0, 2, &out->team)) {
+            set_err(err, errcap, "append: malformed log scope in PostgreSQL");
+            st = FV_EIO;
+        } else {
+            *found = 1;
+        }
+    }
+    PQclear(r);
+    return st;
+}
+
+static fv_status customer_keys(void *ctx, const unsigned char cust[FV_ROWID_LEN],
+                               fvd_skey *owner, fvd_skey *team, char *err, size_t errcap)
+{
+    pg_store *s = ctx;
+    owner->n = team->n = 0;
+    params p = {0};
+    p_bytes(&p, cust, FV_ROWID_LEN);
+    fv_status st;
+    PGresult *r = run_stmt(s, ST_CUST_KEYS, &p, &st, "append: reading a customer's scope", err,
+                           errcap);
+    if (r == NULL) return st;
+    if (PQntuples(r) == 1 && (c_key(r, 0, 0, owner) || c_key(r, 0, 1, team))) {
+        set_err(err, errcap, "append: malformed log scope in PostgreSQL");
+        st = FV_EIO;
+    }
+    PQclear(r);
+    return st;
+}
+
+/* After c's entry: the earlier entries c's change concerns take the new
+ * scope. */
+static fv_status rescope(pg_store *s, const fv__change *c, const fvd_row_scope *mine, int moves,
+                         char *err, size_t errcap)
+{
+    params p = {0};
+    stmt_id id;
+    if (moves == FVD_MOVES_NOTHING) return FV_OK;
+    if (moves == FVD_MOVES_ROW) {
+        id = ST_SET_ROW_CUST;
+        p_text(&p, c->table);
+        p_bytes(&p, c->row_id, FV_ROWID_LEN);
+        if (mine->has_cust) p_bytes(&p, mine->cust, FV_ROWID_LEN);
+        else p_null(&p);
+        p_key(&p, &mine->owner);
+        p_key(&p, &mine->team);
+    } else {
+        id = moves == FVD_MOVES_OWNER ? ST_SET_OWNER : ST_SET_TEAM;
+        p_bytes(&p, c->row_id, FV_ROWID_LEN);
+        p_key(&p, moves == FVD_MOVES_OWNER ? &mine->owner : &mine->team);
+    }
+    fv_status st;
+    PGresult *r = run_stmt(s, id, &p, &st, "append: updating the log's scope", err, errcap);
+    PQclear(r);
+    return st;
+}
+
 static fv_status pg_append(fvd_store *base, const fv__change *c, uint64_t *server_seq,
                            char *err, size_t errcap)
 {
@@ -1130,6 +1333,24 @@ static fv_status pg_append(fvd_store *base, const fv__change *c, uint64_t *serve
     if (server_seq == NULL || to_i8(s->next_seq, &seq) != 0) {
         set_err(err, errcap, "append: missing argument or log sequence exhausted");
         return FV_EINVAL;
+    }
+    fvd_row_scope cur, mine, prev;
+    int found = 0, moves = FVD_MOVES_NOTHING;
+    int is_cust = strcmp(c->table, "customer") == 0;
+    /* Only these change scope; any other change inherits its row's. */
+    int inherit = is_cust ? strcmp(c->field, "owner") != 0 && strcmp(c->field, "team") != 0
+                          : strcmp(c->field, "customer_id") != 0;
+    memset(&mine, 0, sizeof mine);
+    memset(&prev, 0, sizeof prev);
+    if (inherit) {
+        mine.has_cust = is_cust;
+        memcpy(mine.cust, c->row_id, FV_ROWID_LEN);
+    } else {
+        st = row_scope_of(s, c, &cur, &found, err, errcap);
+        if (st == FV_OK)
+            st = fvd_scope_for(c, &cur, found, customer_keys, s, &mine, &prev, &moves, err,
+                               errcap);
+        if (st != FV_OK) return st;
     }
     params p = {0};
     p_i8(&p, seq);
@@ -1177,9 +1398,23 @@ static fv_status pg_append(fvd_store *base, const fv__change *c, uint64_t *serve
     p_i8(&p, v[1]);
     p_bytes(&p, c->device, FV_DEVICE_LEN);
     p_i8(&p, v[2]);
+    if (mine.has_cust) p_bytes(&p, mine.cust, FV_ROWID_LEN);
+    else p_null(&p);
+    p_key(&p, &mine.owner);
+    p_key(&p, &mine.team);
+    if (prev.has_cust) {
+        p_key(&p, &prev.owner);
+        p_key(&p, &prev.team);
+    } else {
+        p_null(&p);
+        p_null(&p);
+    }
+    p_int(&p, (uint64_t)inherit, 1);
     PGresult *r = run_stmt(s, ST_APPEND, &p, &st, "append", err, errcap);
     if (r == NULL) return st;
     PQclear(r);
+    st = rescope(s, c, &mine, moves, err, errcap);
+    if (st != FV_OK) return st;
     *server_seq = s->next_seq++;
     return FV_OK;
 }
@@ -1274,18 +1509,42 @@ static int read_change(const PGresult *r, fv__change *c, uint64_t *seq)
 }
 
 /* Streams rows one at a time (libpq single-row mode), so memory stays flat
- * whatever max is; cb therefore must not call into this handle. */
+ * whatever max is; cb therefore must not call into this handle.  The head
+ * is read first and nothing after it given: sequence numbers become
+ * visible in order (file comment), so no entry up to it is skipped. */
 static fv_status pull_once(pg_store *s, uint64_t cursor, uint32_t max,
+                           const fvd_pull_filter *filter,
                            int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
-                           int *more, uint64_t *last_seq, char *err, size_t errcap)
+                           int *more, uint64_t *last_seq, uint32_t *given, char *err,
+                           size_t errcap)
 {
     const char *what = "pull";
-    fv_status st = prepare(s, ST_PULL, what, err, errcap);
+    fvd_pull_scope scope = filter != NULL ? filter->scope : FVD_PULL_ALL;
+    uint64_t head = 0;
+    params none = {0};
+    fv_status st;
+    PGresult *h = run_stmt(s, ST_HEAD, &none, &st, what, err, errcap);
+    if (h == NULL) return st;
+    if (PQntuples(h) != 1 || c_u64(h, 0, 0, &head) != 0) {
+        set_err(err, errcap, "%s: malformed log head in PostgreSQL", what);
+        st = FV_EIO;
+    }
+    PQclear(h);
+    if (st != FV_OK || head <= cursor) return st;
+    if (scope == FVD_PULL_NOTHING) {
+        *last_seq = head;
+        return FV_OK;
+    }
+    stmt_id id = scope == FVD_PULL_ALL ? ST_PULL_ALL : scope == FVD_PULL_OWNER ? ST_PULL_OWNER
+                                                                              : ST_PULL_TEAM;
+    st = prepare(s, id, what, err, errcap);
     if (st != FV_OK) return st;
     params p = {0};
-    p_i8(&p, cursor > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)cursor);
+    p_i8(&p, (int64_t)cursor);
+    p_i8(&p, (int64_t)head);
+    if (scope != FVD_PULL_ALL) p_text(&p, filter->name);
     p_i8(&p, (int64_t)max + 1);
-    if (!PQsendQueryPrepared(s->conn, stmts[ST_PULL].name, p.n, p.v, p.len, p.fmt, 1) ||
+    if (!PQsendQueryPrepared(s->conn, stmts[id].name, p.n, p.v, p.len, p.fmt, 1) ||
         !PQsetSingleRowMode(s->conn)) {
         st = fail(s, NULL, what, err, errcap);
         /* Drain whatever was sent so the connection is usable again. */
@@ -1293,20 +1552,19 @@ static fv_status pull_once(pg_store *s, uint64_t cursor, uint32_t max,
         while ((r = PQgetResult(s->conn)) != NULL) PQclear(r);
         return st;
     }
-    uint32_t given = 0;
     int stopped = 0;
     PGresult *r;
     while ((r = PQgetResult(s->conn)) != NULL) {
         ExecStatusType rs = PQresultStatus(r);
-        if (rs == PGRES_SINGLE_TUPLE && st == FV_OK && !stopped) {
+        if (rs == PGRES_SINGLE_TUPLE && st == FV_OK && !stopped && !*more) {
             uint64_t seq;
-            if (given == max) {
+            if (*given == max) {
                 *more = 1;
             } else if (read_change(r, &s->row, &seq) != 0) {
                 set_err(err, errcap, "%s: malformed log row in PostgreSQL", what);
                 st = FV_EIO;
             } else {
-                given++;
+                (*given)++;
                 *last_seq = seq;
                 if (cb(ctx, &s->row, seq) != 0) {
                     stopped = 1;
@@ -1319,10 +1577,12 @@ static fv_status pull_once(pg_store *s, uint64_t cursor, uint32_t max,
         }
         PQclear(r);
     }
+    if (st == FV_OK && !*more) *last_seq = head;
     return st;
 }
 
 static fv_status pg_pull(fvd_store *base, uint64_t cursor, uint32_t max,
+                         const fvd_pull_filter *filter,
                          int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
                          int *more, uint64_t *last_seq, char *err, size_t errcap)
 {
@@ -1331,15 +1591,31 @@ static fv_status pg_pull(fvd_store *base, uint64_t cursor, uint32_t max,
         set_err(err, errcap, "pull: missing argument");
         return FV_EINVAL;
     }
+    fvd_pull_scope scope = filter != NULL ? filter->scope : FVD_PULL_ALL;
+    if (scope == FVD_PULL_OWNER || scope == FVD_PULL_TEAM) {
+        if (!bounded(filter->name, FVD_NAME_MAX) || filter->name[0] == '\0') {
+            set_err(err, errcap, "pull: a filter by owner or team needs a name");
+            return FV_EINVAL;
+        }
+    } else if (scope != FVD_PULL_ALL && scope != FVD_PULL_NOTHING) {
+        set_err(err, errcap, "pull: unknown filter scope %d", (int)scope);
+        return FV_EINVAL;
+    }
+    *more = 0;
+    *last_seq = cursor;
+    if (cursor > (uint64_t)INT64_MAX) return FV_OK; /* no sequence number is that large */
     fv_status st;
     int attempt = 0;
+    uint32_t given = 0;
     do {
         *more = 0;
         *last_seq = cursor;
         st = ensure_conn(s, err, errcap);
-        if (st == FV_OK) st = pull_once(s, cursor, max, cb, ctx, more, last_seq, err, errcap);
+        if (st == FV_OK)
+            st = pull_once(s, cursor, max, filter, cb, ctx, more, last_seq, &given, err, errcap);
         /* Retrying after some changes were given would give them twice. */
-    } while (*last_seq == cursor && retry_after(s, st, &attempt));
+    } while (given == 0 && retry_after(s, st, &attempt));
+    if (st != FV_OK) *more = 0;
     return st;
 }
 

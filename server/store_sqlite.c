@@ -34,11 +34,21 @@
  * always read through its user (users), so update_user moves every device
  * of the user at once.
  *
- * Schema versions: meta('schema') is 3.  An older file (1: before field
- * keys, 2: before the policy table) is upgraded when opened: the new
- * tables are created (every statement of the schema is IF NOT EXISTS) and
- * the version set to 3 in the same transaction; a file of a newer fvd is
- * refused.  Values are stored
+ * The log's customer scope (schema 4, store.h): per entry cust (the row's
+ * customer id), owner and team (that customer's, as scope keys: blobs of
+ * the value's first FVD_NAME_MAX bytes), and on a customer's owner/team
+ * changes prev_owner and prev_team; NULL for none.  append keeps them
+ * current (a reassignment rewrites the customer's entries through
+ * log_by_cust); pulls select by log_by_owner / log_by_team (and the small
+ * prev_ indexes), so a scoped pull reads the entries it gives.
+ *
+ * Schema versions: meta('schema') is 4.  An older file (1: before field
+ * keys, 2: before the policy table, 3: before the log's scope) is upgraded
+ * when opened, in one write transaction: the new tables are created (every
+ * statement of the schema is IF NOT EXISTS), the log gets its scope
+ * columns, back-filled from the log itself by the rules append follows
+ * (MIGRATE_4), then their indexes, and the version becomes 4; a file of a
+ * newer fvd is refused.  Values are stored
  * typed - kind plus a text, real or blob (sealed) or NULL, in a column
  * without affinity - so a pull returns exactly what was pushed.  64-bit
  * unsigned quantities (hlc, device_seq, batch seq) are stored as their
@@ -60,7 +70,7 @@
 #include "wire.h"
 
 #define BUSY_TIMEOUT_MS 30000
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* Purge old nonces at most this often per handle. */
 #define NONCE_PURGE_EVERY_MS 30000
 
@@ -82,7 +92,9 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS log("
     "  seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id BLOB NOT NULL,"
     "  field TEXT NOT NULL, kind INTEGER NOT NULL, value, hlc INTEGER NOT NULL,"
-    "  base_hlc INTEGER NOT NULL, device BLOB NOT NULL, device_seq INTEGER NOT NULL);"
+    "  base_hlc INTEGER NOT NULL, device BLOB NOT NULL, device_seq INTEGER NOT NULL,"
+    /* schema 4: the entry's customer scope (store.h), scope keys as blobs */
+    "  cust BLOB, owner BLOB, team BLOB, prev_owner BLOB, prev_team BLOB);"
     "CREATE INDEX IF NOT EXISTS log_by_field ON log(tbl, row_id, field, seq);"
     "CREATE INDEX IF NOT EXISTS log_by_customer ON log(value) WHERE field = 'customer_id';"
     "CREATE TABLE IF NOT EXISTS versions("
@@ -108,14 +120,55 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS policy("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,"
     "  body BLOB NOT NULL);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 3);"
-    /* an older store gets the tables above and becomes version 3 */
-    "UPDATE meta SET value = 3 WHERE key = 'schema' AND value IN (1, 2);";
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 4);";
+
+/* Schema 4 on an older store (1..3, which got the tables above): the log's
+ * scope columns, back-filled from the log itself as append would have kept
+ * them (fvd_key and fvd_customer are this handle's SQL functions for
+ * fvd_scope_key and fvd_scope_customer).  In the transaction of SCHEMA. */
+static const char MIGRATE_4[] =
+    "ALTER TABLE log ADD COLUMN cust BLOB;"
+    "ALTER TABLE log ADD COLUMN owner BLOB;"
+    "ALTER TABLE log ADD COLUMN team BLOB;"
+    "ALTER TABLE log ADD COLUMN prev_owner BLOB;"
+    "ALTER TABLE log ADD COLUMN prev_team BLOB;"
+    "UPDATE log SET cust = row_id WHERE tbl = 'customer';"
+    "UPDATE log SET cust = (SELECT fvd_customer(m.kind, m.value) FROM log m"
+    "  WHERE m.tbl = log.tbl AND m.row_id = log.row_id AND m.field = 'customer_id'"
+    "  ORDER BY m.seq DESC LIMIT 1) WHERE tbl <> 'customer';"
+    "UPDATE log SET"
+    "  owner = (SELECT fvd_key(m.kind, m.value) FROM log m WHERE m.tbl = 'customer'"
+    "    AND m.row_id = log.cust AND m.field = 'owner' ORDER BY m.seq DESC LIMIT 1),"
+    "  team = (SELECT fvd_key(m.kind, m.value) FROM log m WHERE m.tbl = 'customer'"
+    "    AND m.row_id = log.cust AND m.field = 'team' ORDER BY m.seq DESC LIMIT 1)"
+    "  WHERE cust IS NOT NULL;"
+    "UPDATE log SET"
+    "  prev_owner = (SELECT fvd_key(m.kind, m.value) FROM log m WHERE m.tbl = 'customer'"
+    "    AND m.row_id = log.row_id AND m.field = 'owner' AND m.seq < log.seq"
+    "    ORDER BY m.seq DESC LIMIT 1),"
+    "  prev_team = (SELECT fvd_key(m.kind, m.value) FROM log m WHERE m.tbl = 'customer'"
+    "    AND m.row_id = log.row_id AND m.field = 'team' AND m.seq < log.seq"
+    "    ORDER BY m.seq DESC LIMIT 1)"
+    "  WHERE tbl = 'customer' AND field IN ('owner', 'team');"
+    "UPDATE meta SET value = 4 WHERE key = 'schema';";
+
+/* The indexes pulls select by (schema 4), made after a back-fill. */
+static const char SCOPE_INDEXES[] =
+    "CREATE INDEX IF NOT EXISTS log_by_cust ON log(cust) WHERE cust IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_owner ON log(owner, seq) WHERE owner IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_team ON log(team, seq) WHERE team IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_prev_owner ON log(prev_owner, seq)"
+    "  WHERE prev_owner IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS log_by_prev_team ON log(prev_team, seq)"
+    "  WHERE prev_team IS NOT NULL;";
 
 #define DEVICE_COLUMNS                                                                         \
     "d.id, d.public_key, d.name, d.user, u.role, u.team, d.revoked, d.last_batch_seq, "       \
     "d.last_batch_hash, d.enrolled_ms, d.last_seen_ms FROM devices d JOIN users u ON "        \
     "u.name = d.user"
+
+#define PULL_COLUMNS                                                                   \
+    "seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq"
 
 enum {
     S_USER_ADD,
@@ -132,8 +185,15 @@ enum {
     S_VER_GET,
     S_VER_PUT,
     S_LOG_ADD,
+    S_ROW_SCOPE,
+    S_CUST_KEYS,
+    S_SET_OWNER,
+    S_SET_TEAM,
+    S_SET_ROW_CUST,
     S_BATCH_SET,
-    S_PULL,
+    S_PULL_ALL,
+    S_PULL_OWNER,
+    S_PULL_TEAM,
     S_HEAD,
     S_VALUE,
     S_VALUE_BEFORE,
@@ -176,10 +236,29 @@ static const char *const SQL[S_COUNT] = {
                   "SET hlc = excluded.hlc, device = excluded.device, "
                   "base_hlc = excluded.base_hlc",
     [S_LOG_ADD] = "INSERT INTO log(tbl, row_id, field, kind, value, hlc, base_hlc, device, "
-                  "device_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  "device_seq, cust, owner, team, prev_owner, prev_team) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    /* Every entry of a row carries the row's current scope: any one will do. */
+    [S_ROW_SCOPE] = "SELECT cust, owner, team FROM log WHERE tbl = ?1 AND row_id = ?2 LIMIT 1",
+    [S_CUST_KEYS] = "SELECT owner, team FROM log WHERE cust = ?1 LIMIT 1",
+    [S_SET_OWNER] = "UPDATE log SET owner = ?2 WHERE cust = ?1 AND owner IS NOT ?2",
+    [S_SET_TEAM] = "UPDATE log SET team = ?2 WHERE cust = ?1 AND team IS NOT ?2",
+    [S_SET_ROW_CUST] = "UPDATE log SET cust = ?3, owner = ?4, team = ?5 "
+                       "WHERE tbl = ?1 AND row_id = ?2",
     [S_BATCH_SET] = "UPDATE devices SET last_batch_seq = ?2, last_batch_hash = ?3 WHERE id = ?1",
-    [S_PULL] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
-               "FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    /* ?1 cursor, ?2 head, ?3 the scope key, last the limit.  The second
+     * half of a scoped pull: a customer's owner/team changes that moved it
+     * out of the user's scope (not given twice). */
+    [S_PULL_ALL] = "SELECT " PULL_COLUMNS " FROM log WHERE seq > ?1 AND seq <= ?2 "
+                   "ORDER BY seq LIMIT ?3",
+    [S_PULL_OWNER] = "SELECT " PULL_COLUMNS " FROM log WHERE seq > ?1 AND seq <= ?2 "
+                     "AND owner = ?3 UNION ALL SELECT " PULL_COLUMNS " FROM log "
+                     "WHERE seq > ?1 AND seq <= ?2 AND prev_owner = ?3 AND owner IS NOT ?3 "
+                     "ORDER BY seq LIMIT ?4",
+    [S_PULL_TEAM] = "SELECT " PULL_COLUMNS " FROM log WHERE seq > ?1 AND seq <= ?2 "
+                    "AND team = ?3 UNION ALL SELECT " PULL_COLUMNS " FROM log "
+                    "WHERE seq > ?1 AND seq <= ?2 AND prev_team = ?3 AND team IS NOT ?3 "
+                    "ORDER BY seq LIMIT ?4",
     [S_HEAD] = "SELECT coalesce(max(seq), 0) FROM log",
     [S_VALUE] = "SELECT seq, tbl, row_id, field, kind, value, hlc, base_hlc, device, device_seq "
                 "FROM log WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 ORDER BY seq DESC LIMIT 1",
@@ -725,6 +804,99 @@ static fv_status sq_get_version(fvd_store *s, const fv__change *c, fv__ver *v, i
     return st;
 }
 
+/* ---- The log's customer scope (store.h) ---- */
+
+static int bind_key(sqlite3_stmt *s, int i, const fvd_skey *k)
+{
+    return k->n ? bind_blob(s, i, k->b, k->n) : sqlite3_bind_null(s, i);
+}
+
+/* Column col as a scope key: 0, or -1 if it is not one. */
+static int col_key(sqlite3_stmt *s, int col, fvd_skey *k)
+{
+    k->n = 0;
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return 0;
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (sqlite3_column_type(s, col) != SQLITE_BLOB || n == 0 || n > FVD_NAME_MAX) return -1;
+    memcpy(k->b, sqlite3_column_blob(s, col), n);
+    k->n = n;
+    return 0;
+}
+
+/* The scope the entries of (tbl, row) carry; *found = 0 if it has none. */
+static fv_status row_scope_of(sq_store *q, const char *tbl, const unsigned char row[FV_ROWID_LEN],
+                              fvd_row_scope *out, int *found, char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    *found = 0;
+    sqlite3_stmt *g = stmt(q, S_ROW_SCOPE);
+    bind_text(g, 1, tbl);
+    bind_blob(g, 2, row, FV_ROWID_LEN);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        int t = sqlite3_column_type(g, 0);
+        out->has_cust = t != SQLITE_NULL;
+        if ((out->has_cust && col_blob(g, 0, out->cust, FV_ROWID_LEN) != 0) ||
+            col_key(g, 1, &out->owner) != 0 || col_key(g, 2, &out->team) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a log row's scope is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a row's scope", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+/* A customer's current owner and team keys (none if it has no entry). */
+static fv_status customer_keys(sq_store *q, const unsigned char cust[FV_ROWID_LEN], fvd_skey *owner,
+                               fvd_skey *team, char *err, size_t errcap)
+{
+    owner->n = team->n = 0;
+    sqlite3_stmt *g = stmt(q, S_CUST_KEYS);
+    bind_blob(g, 1, cust, FV_ROWID_LEN);
+    int rc = sqlite3_step(g);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (col_key(g, 0, owner) != 0 || col_key(g, 1, team) != 0)
+            st = fail(err, errcap, FV_EIO, "sqlite store: a log row's scope is out of bounds");
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a customer's scope", err, errcap);
+    }
+    done(g);
+    return st;
+}
+
+static fv_status sq_customer_keys(void *ctx, const unsigned char cust[FV_ROWID_LEN],
+                                 fvd_skey *owner, fvd_skey *team, char *err, size_t errcap)
+{
+    return customer_keys(ctx, cust, owner, team, err, errcap);
+}
+
+/* After c's entry: the earlier entries c's change concerns take the new
+ * scope. */
+static fv_status rescope(sq_store *q, const fv__change *c, const fvd_row_scope *mine, int moves,
+                         char *err, size_t errcap)
+{
+    sqlite3_stmt *u;
+    if (moves == FVD_MOVES_NOTHING) return FV_OK;
+    if (moves == FVD_MOVES_ROW) {
+        u = stmt(q, S_SET_ROW_CUST);
+        bind_text(u, 1, c->table);
+        bind_blob(u, 2, c->row_id, FV_ROWID_LEN);
+        if (mine->has_cust) bind_blob(u, 3, mine->cust, FV_ROWID_LEN);
+        bind_key(u, 4, &mine->owner);
+        bind_key(u, 5, &mine->team);
+    } else {
+        u = stmt(q, moves == FVD_MOVES_OWNER ? S_SET_OWNER : S_SET_TEAM);
+        bind_blob(u, 1, c->row_id, FV_ROWID_LEN);
+        bind_key(u, 2, moves == FVD_MOVES_OWNER ? &mine->owner : &mine->team);
+    }
+    int rc = sqlite3_step(u);
+    done(u);
+    return rc == SQLITE_DONE ? FV_OK : sqfail(q, rc, "updating the log's scope", err, errcap);
+}
+
 static fv_status sq_append(fvd_store *s, const fv__change *c, uint64_t *server_seq, char *err,
                            size_t errcap)
 {
@@ -735,6 +907,13 @@ static fv_status sq_append(fvd_store *s, const fv__change *c, uint64_t *server_s
     char why[160];
     if (fv__wire_check_change(c, why, sizeof why) != FV_OK)
         return fail(err, errcap, FV_EINVAL, "append: %s", why);
+    fvd_row_scope cur, mine, prev;
+    int found = 0, moves = FVD_MOVES_NOTHING;
+    fv_status st = row_scope_of(q, c->table, c->row_id, &cur, &found, err, errcap);
+    if (st == FV_OK)
+        st = fvd_scope_for(c, &cur, found, sq_customer_keys, q, &mine, &prev, &moves, err,
+                           errcap);
+    if (st != FV_OK) return st;
     sqlite3_stmt *a = stmt(q, S_LOG_ADD);
     bind_text(a, 1, c->table);
     bind_blob(a, 2, c->row_id, FV_ROWID_LEN);
@@ -745,10 +924,19 @@ static fv_status sq_append(fvd_store *s, const fv__change *c, uint64_t *server_s
     bind_u64(a, 7, c->base_hlc);
     bind_blob(a, 8, c->device, FV_DEVICE_LEN);
     bind_u64(a, 9, c->device_seq);
+    if (mine.has_cust) bind_blob(a, 10, mine.cust, FV_ROWID_LEN);
+    bind_key(a, 11, &mine.owner);
+    bind_key(a, 12, &mine.team);
+    if (prev.has_cust) {
+        bind_key(a, 13, &prev.owner);
+        bind_key(a, 14, &prev.team);
+    }
     int rc = sqlite3_step(a);
     done(a);
     if (rc != SQLITE_DONE) return sqfail(q, rc, "appending to the log", err, errcap);
     *server_seq = (uint64_t)sqlite3_last_insert_rowid(q->db);
+    st = rescope(q, c, &mine, moves, err, errcap);
+    if (st != FV_OK) return st;
     sqlite3_stmt *v = stmt(q, S_VER_PUT);
     bind_text(v, 1, c->table);
     bind_blob(v, 2, c->row_id, FV_ROWID_LEN);
@@ -792,7 +980,10 @@ static fv_status sq_push_end(fvd_store *s, int commit, char *err, size_t errcap)
 
 /* ---- Pull ---- */
 
+static fv_status sq_head(fvd_store *s, uint64_t *seq, char *err, size_t errcap);
+
 static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
+                         const fvd_pull_filter *filter,
                          int (*cb)(void *ctx, const fv__change *c, uint64_t seq), void *ctx,
                          int *more, uint64_t *last_seq, char *err, size_t errcap)
 {
@@ -801,12 +992,33 @@ static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
         return fail(err, errcap, FV_EINVAL, "pull: bad argument");
     *more = 0;
     *last_seq = cursor;
+    fvd_pull_scope scope = filter != NULL ? filter->scope : FVD_PULL_ALL;
+    if (scope == FVD_PULL_OWNER || scope == FVD_PULL_TEAM) {
+        if (filter->name == NULL || !name_ok(filter->name, FVD_NAME_MAX))
+            return fail(err, errcap, FV_EINVAL, "pull: a filter by owner or team needs a name");
+    } else if (scope != FVD_PULL_ALL && scope != FVD_PULL_NOTHING) {
+        return fail(err, errcap, FV_EINVAL, "pull: unknown filter scope %d", (int)scope);
+    }
     /* No sequence number is that large (they are positive int64s). */
     if (cursor > (uint64_t)INT64_MAX) return FV_OK;
-    sqlite3_stmt *p = stmt(q, S_PULL);
+    /* The head first: a pull given nothing past it cannot skip an entry
+     * committed between the two reads (sequence numbers become visible in
+     * order). */
+    uint64_t head = 0;
+    fv_status st = sq_head(s, &head, err, errcap);
+    if (st != FV_OK || head <= cursor) return st;
+    if (scope == FVD_PULL_NOTHING) {
+        *last_seq = head;
+        return FV_OK;
+    }
+    sqlite3_stmt *p = stmt(q, scope == FVD_PULL_ALL     ? S_PULL_ALL
+                              : scope == FVD_PULL_OWNER ? S_PULL_OWNER
+                                                        : S_PULL_TEAM);
+    int arg = 3;
     sqlite3_bind_int64(p, 1, (sqlite3_int64)cursor);
-    sqlite3_bind_int64(p, 2, (sqlite3_int64)max + 1); /* one more: is there more? */
-    fv_status st = FV_OK;
+    bind_u64(p, 2, head);
+    if (scope != FVD_PULL_ALL) bind_blob(p, arg++, filter->name, strlen(filter->name));
+    sqlite3_bind_int64(p, arg, (sqlite3_int64)max + 1); /* one more: is there more? */
     uint32_t n = 0;
     for (;;) {
         int rc = sqlite3_step(p);
@@ -835,6 +1047,7 @@ static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
     }
     done(p);
     if (st != FV_OK) *more = 0;
+    else if (!*more) *last_seq = head;
     return st;
 }
 
@@ -1257,6 +1470,58 @@ static const fvd_store_ops sqlite_ops = {
 
 /* ---- Open ---- */
 
+/* SQL functions of this handle for the schema-4 back-fill: fvd_key(kind,
+ * value) and fvd_customer(kind, value) are fvd_scope_key and
+ * fvd_scope_customer of a text value (NULL for none, or another kind). */
+static void sql_key(sqlite3_context *x, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    if (sqlite3_value_int64(v[0]) != FV__VAL_TEXT || sqlite3_value_type(v[1]) != SQLITE_TEXT)
+        return; /* NULL */
+    const char *t = (const char *)sqlite3_value_text(v[1]);
+    size_t n = fvd_scope_key(t, (size_t)sqlite3_value_bytes(v[1]));
+    if (n > 0) sqlite3_result_blob(x, t, (int)n, SQLITE_TRANSIENT);
+}
+
+static void sql_customer(sqlite3_context *x, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    unsigned char id[FV_ROWID_LEN];
+    if (sqlite3_value_int64(v[0]) != FV__VAL_TEXT || sqlite3_value_type(v[1]) != SQLITE_TEXT)
+        return;
+    const char *t = (const char *)sqlite3_value_text(v[1]);
+    if (fvd_scope_customer(t, (size_t)sqlite3_value_bytes(v[1]), id))
+        sqlite3_result_blob(x, id, FV_ROWID_LEN, SQLITE_TRANSIENT);
+}
+
+/* In the schema transaction, after SCHEMA: bring a store of schema 1..3 to
+ * 4, and make the scope indexes.  A newer store is left alone (refused
+ * after the commit). */
+static fv_status migrate(sq_store *q, char *err, size_t errcap)
+{
+    sqlite3_stmt *v = NULL;
+    int rc = sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &v,
+                                NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(v);
+    sqlite3_int64 version = rc == SQLITE_ROW ? sqlite3_column_int64(v, 0) : -1;
+    sqlite3_finalize(v);
+    if (rc != SQLITE_ROW) return sqfail(q, rc, "reading the schema version", err, errcap);
+    if (version > SCHEMA_VERSION) return FV_OK;
+    fv_status st = FV_OK;
+    if (version < 4) {
+        rc = sqlite3_create_function(q->db, "fvd_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                     NULL, sql_key, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_create_function(q->db, "fvd_customer", 2,
+                                         SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_customer,
+                                         NULL, NULL);
+        if (rc != SQLITE_OK) return sqfail(q, rc, "upgrading the schema to 4", err, errcap);
+        st = exec(q, MIGRATE_4, "upgrading the schema to 4 (the log's scope)", err, errcap);
+    }
+    if (st == FV_OK) st = exec(q, SCOPE_INDEXES, "indexing the log's scope", err, errcap);
+    return st;
+}
+
 /* mkdir -p dir, mode 0700 for what it creates. */
 static int make_dirs(const char *dir)
 {
@@ -1318,6 +1583,7 @@ fv_status fvd_store_open_sqlite(const char *dir, fvd_store **out, char *err, siz
     if (st == FV_OK) st = exec(q, "BEGIN IMMEDIATE", "creating the schema", err, errcap);
     if (st == FV_OK) {
         st = exec(q, SCHEMA, "creating the schema", err, errcap);
+        if (st == FV_OK) st = migrate(q, err, errcap);
         if (st == FV_OK) st = exec(q, "COMMIT", "creating the schema", err, errcap);
         if (st != FV_OK) rollback(q);
     }

@@ -26,8 +26,16 @@
  *  - update_user: role and team change for every device of the user
  *    (get_device, list_devices, push_begin), a NULL team stays; unknown
  *    users, bad arguments, and a push open on the handle refused;
- *  - schema-1 and schema-2 stores are upgraded to 3 when opened; a newer
- *    one is refused.
+ *  - scoped pulls (owner, team, all, nothing; in pages): after each of
+ *    three pushes (rows written before their customer, reassignments of
+ *    owner, team and both, a contact re-pointed to another customer, a
+ *    cleared owner, a long owner, a customer_id naming nothing) every
+ *    filter gives exactly what fvd's former per-row check (get_value /
+ *    get_value_before, re-implemented here as the oracle) gave, and the
+ *    cursor ends at the head;
+ *  - schema-1, -2 and -3 stores are upgraded to 4 when opened, the log's
+ *    scope back-filled (scoped pulls match the oracle afterwards, and
+ *    after a new append); a newer one is refused.
  *
  * PostgreSQL only: two handles (two fvd processes) pushing from two threads
  * while a third pulls -> every change lands, sequence numbers are unique
@@ -56,6 +64,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "internal.h" /* fv__uuid_parse, fv__uuid_format */
 #include "pgutil.h"
 #include "store.h"
 #include "testutil.h"
@@ -663,7 +672,7 @@ static void test_push_commit(void **state)
     memset(&k, 0, sizeof k);
     int more = -1;
     uint64_t last = 0;
-    CHECK(FV_OK, s2->ops->pull(s2, 0, 100, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s2->ops->pull(s2, 0, 100, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 3);
     for (size_t i = 0; i < 3; i++) {
         assert_true(k.seq[i] == i + 1);
@@ -717,7 +726,7 @@ static void test_push_rollback(void **state)
     assert_memory_equal(d.last_batch_hash, zero, 32);
     collected k;
     memset(&k, 0, sizeof k);
-    CHECK(FV_OK, s->ops->pull(s, 0, 10, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 10, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 0);
     assert_int_equal(more, 0);
     assert_true(last == 0);
@@ -760,7 +769,7 @@ static void test_seq_gapless(void **state)
     memset(&k, 0, sizeof k);
     int more = -1;
     uint64_t last = 0, head = 0;
-    CHECK(FV_OK, s->ops->pull(s, 0, 1000, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 1000, NULL, collect_cb, &k, &more, &last, E));
     assert_true(k.n == expect - 1);
     for (size_t i = 0; i < k.n; i++) assert_true(k.seq[i] == i + 1);
     CHECK(FV_OK, s->ops->head(s, &head, E));
@@ -847,7 +856,7 @@ static void test_pull(void **state)
     const size_t expect_n[] = {10, 10, 5};
     for (int b = 0; b < 3; b++) {
         size_t before = k.n;
-        CHECK(FV_OK, s->ops->pull(s, cursor, 10, collect_cb, &k, &more, &last, E));
+        CHECK(FV_OK, s->ops->pull(s, cursor, 10, NULL, collect_cb, &k, &more, &last, E));
         assert_int_equal(k.n - before, expect_n[b]);
         assert_int_equal(more, b < 2);
         assert_true(last == k.seq[k.n - 1]);
@@ -860,18 +869,18 @@ static void test_pull(void **state)
     }
     /* Nothing after the end. */
     size_t before = k.n;
-    CHECK(FV_OK, s->ops->pull(s, N, 10, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, N, 10, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, before);
     assert_int_equal(more, 0);
     assert_true(last == N);
     /* Exactly max left: more = 0. */
-    CHECK(FV_OK, s->ops->pull(s, N - 5, 5, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, N - 5, 5, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, before + 5);
     assert_int_equal(more, 0);
     assert_true(last == N);
     /* From the middle. */
     collected_free(&k);
-    CHECK(FV_OK, s->ops->pull(s, 17, 3, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 17, 3, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 3);
     assert_true(k.seq[0] == 18);
     assert_change_equal(&cs[17], &k.c[0]);
@@ -880,16 +889,16 @@ static void test_pull(void **state)
     collected_free(&k);
     /* The callback stops the pull: FV_EIO. */
     k.stop_after = 2;
-    CHECK(FV_EIO, s->ops->pull(s, 0, 10, collect_cb, &k, &more, &last, E));
+    CHECK(FV_EIO, s->ops->pull(s, 0, 10, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 2);
     collected_free(&k);
     /* The handle is still usable after a stopped pull. */
-    CHECK(FV_OK, s->ops->pull(s, 0, 1, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 1, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 1);
     collected_free(&k);
     /* max = 0: nothing given, but there is more (store.h: "*more = 1 if
      * changes beyond the last one given exist"). */
-    CHECK(FV_OK, s->ops->pull(s, 0, 0, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 0, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 0);
     assert_int_equal(more, 1);
     assert_true(last == 0);
@@ -906,11 +915,11 @@ static void test_empty(void **state)
     uint64_t last = 99, head = 99;
     CHECK(FV_OK, s->ops->head(s, &head, E));
     assert_true(head == 0);
-    CHECK(FV_OK, s->ops->pull(s, 0, 100, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 100, NULL, collect_cb, &k, &more, &last, E));
     assert_int_equal(k.n, 0);
     assert_int_equal(more, 0);
     assert_true(last == 0);
-    CHECK(FV_OK, s->ops->pull(s, 42, 100, collect_cb, &k, &more, &last, E));
+    CHECK(FV_OK, s->ops->pull(s, 42, 100, NULL, collect_cb, &k, &more, &last, E));
     assert_true(last == 42);
     listed l;
     memset(&l, 0, sizeof l);
@@ -925,6 +934,219 @@ static void test_empty(void **state)
     fvd_device d;
     make_id(id, 1);
     CHECK(FV_OK, s->ops->get_device(s, id, &d, E));
+}
+
+/* ---- scoped pulls (the log's customer scope) ------------------------------------ */
+
+/* The current text of a field, "%.64s" into out ("" if none): how fvd's
+ * pull resolved a row's scope before the store kept it. */
+static void oracle_text(fvd_store *s, const char *tbl, const unsigned char row[16],
+                        const char *field, uint64_t before, char *out, size_t cap)
+{
+    static fv__change c;
+    char err[512];
+    int found = 0;
+    out[0] = '\0';
+    if (before)
+        CHECK(FV_OK, s->ops->get_value_before(s, tbl, row, field, before, &c, &found, E));
+    else
+        CHECK(FV_OK, s->ops->get_value(s, tbl, row, field, &c, &found, E));
+    if (found && c.kind == FV__VAL_TEXT) snprintf(out, cap, "%.64s", (const char *)c.data);
+}
+
+static int oracle_match(const fvd_pull_filter *f, const char *owner, const char *team)
+{
+    const char *v = f->scope == FVD_PULL_OWNER ? owner : team;
+    return v[0] != '\0' && strcmp(v, f->name) == 0;
+}
+
+/* Would fvd's former per-row check (acl.c, fvd_may_read) have given c to a
+ * user of filter f? */
+static int oracle(fvd_store *s, const fvd_pull_filter *f, const fv__change *c, uint64_t seq)
+{
+    if (f == NULL || f->scope == FVD_PULL_ALL) return 1;
+    if (f->scope == FVD_PULL_NOTHING) return 0;
+    char owner[65], team[65], cust_text[FV_ID_LEN + 1];
+    unsigned char cust[16];
+    int is_cust = strcmp(c->table, "customer") == 0;
+    owner[0] = team[0] = '\0';
+    if (is_cust) {
+        memcpy(cust, c->row_id, 16);
+    } else {
+        oracle_text(s, c->table, c->row_id, "customer_id", 0, cust_text, sizeof cust_text);
+        if (!fv__uuid_parse(cust_text, cust)) return oracle_match(f, owner, team);
+    }
+    oracle_text(s, "customer", cust, "owner", 0, owner, sizeof owner);
+    oracle_text(s, "customer", cust, "team", 0, team, sizeof team);
+    if (oracle_match(f, owner, team)) return 1;
+    if (!is_cust || (strcmp(c->field, "owner") != 0 && strcmp(c->field, "team") != 0)) return 0;
+    oracle_text(s, "customer", c->row_id, "owner", seq, owner, sizeof owner);
+    oracle_text(s, "customer", c->row_id, "team", seq, team, sizeof team);
+    return oracle_match(f, owner, team);
+}
+
+/* A scoped pull from cursor 0 in pages of max gives, in order, exactly the
+ * changes the former per-row check gave, and the cursor ends at the head. */
+static void expect_scoped(fvd_store *s, const fvd_pull_filter *f, uint32_t max)
+{
+    char err[512];
+    collected all, got;
+    memset(&all, 0, sizeof all);
+    memset(&got, 0, sizeof got);
+    int more = 1;
+    uint64_t last = 0, cursor = 0, head = 0;
+    CHECK(FV_OK, s->ops->head(s, &head, E));
+    CHECK(FV_OK, s->ops->pull(s, 0, 100000, NULL, collect_cb, &all, &more, &last, E));
+    assert_int_equal(all.n, head);
+    more = 1;
+    while (more) {
+        size_t before = got.n;
+        CHECK(FV_OK, s->ops->pull(s, cursor, max, f, collect_cb, &got, &more, &last, E));
+        assert_true(got.n - before <= max);
+        if (more) {
+            assert_int_equal(got.n - before, max);
+            assert_true(last == got.seq[got.n - 1]);
+        } else {
+            assert_true(last == head);
+        }
+        assert_true(last >= cursor);
+        cursor = last;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        if (!oracle(s, f, &all.c[i], all.seq[i])) continue;
+        if (k >= got.n || got.seq[k] != all.seq[i])
+            fail_msg("filter %d %s: expected seq %llu (%s.%s), got %llu", (int)f->scope,
+                     f->name ? f->name : "-", (unsigned long long)all.seq[i], all.c[i].table,
+                     all.c[i].field, k < got.n ? (unsigned long long)got.seq[k] : 0ULL);
+        assert_change_equal(&all.c[i], &got.c[k]);
+        k++;
+    }
+    if (k != got.n)
+        fail_msg("filter %d %s: %zu changes more than expected, first seq %llu", (int)f->scope,
+                 f->name ? f->name : "-", got.n - k, (unsigned long long)got.seq[k]);
+    collected_free(&all);
+    collected_free(&got);
+}
+
+static const fvd_pull_filter scope_filters[] = {
+    {FVD_PULL_ALL, NULL},      {FVD_PULL_NOTHING, NULL}, {FVD_PULL_OWNER, "alice"},
+    {FVD_PULL_OWNER, "bob"},   {FVD_PULL_OWNER, "carol"}, {FVD_PULL_TEAM, "east"},
+    {FVD_PULL_TEAM, "west"},   {FVD_PULL_TEAM, "x"},
+};
+#define NFILTERS (sizeof scope_filters / sizeof scope_filters[0])
+
+static void expect_all_scoped(fvd_store *s)
+{
+    for (size_t i = 0; i < NFILTERS; i++) {
+        expect_scoped(s, &scope_filters[i], 1000);
+        expect_scoped(s, &scope_filters[i], 2);
+    }
+}
+
+/* A text change of row (kind 1 customer, 2 contact, 3 visit) n. */
+static void scoped(fv__change *c, const char *table, unsigned kind, unsigned n, const char *field,
+                   const char *text)
+{
+    static uint64_t hlc = (uint64_t)1700000000000 << 16, dseq;
+    mk_change(c, table, n, field, 1, ++hlc, 0, ++dseq);
+    c->row_id[0] = (unsigned char)kind;
+    if (text != NULL) set_text(c, text);
+}
+
+static void cust_text(unsigned n, char out[FV_ID_LEN + 1])
+{
+    unsigned char id[16];
+    make_id(id, n);
+    id[0] = 1;
+    fv__uuid_format(id, out);
+}
+
+/* A log of several customers, their contacts and visits, then
+ * reassignments (owner, team, both), a contact re-pointed to another
+ * customer, rows written before their customer, odd values: after each
+ * step every filter gives what the per-row check gave. */
+/* Step 1, 2 or 3 of the log (one push each). */
+static void build_scoped_step(fvd_store *s, int step)
+{
+    fv__change c[16];
+    char id1[FV_ID_LEN + 1], id2[FV_ID_LEN + 1], id3[FV_ID_LEN + 1], id4[FV_ID_LEN + 1];
+    cust_text(1, id1);
+    cust_text(2, id2);
+    cust_text(3, id3);
+    cust_text(4, id4);
+    size_t n = 0;
+    if (step == 1) {
+    /* a visit written before its customer_id, in the batch creating the customer */
+    scoped(&c[n++], "visit", 3, 1, "summary", "first");
+    scoped(&c[n++], "customer", 1, 1, "name", "ACME");
+    scoped(&c[n++], "customer", 1, 1, "owner", "alice");
+    scoped(&c[n++], "customer", 1, 1, "team", "east");
+    scoped(&c[n++], "visit", 3, 1, "customer_id", id1);
+    scoped(&c[n++], "contact", 2, 1, "customer_id", id1);
+    scoped(&c[n++], "contact", 2, 1, "name", "Ann");
+    scoped(&c[n++], "customer", 1, 2, "owner", "bob");
+    scoped(&c[n++], "customer", 1, 2, "team", "west");
+    scoped(&c[n++], "contact", 2, 2, "customer_id", id2);
+    /* a contact of a customer the log does not hold yet */
+    scoped(&c[n++], "contact", 2, 3, "customer_id", id3);
+    scoped(&c[n++], "contact", 2, 3, "phone", "+1");
+    /* a customer_id that names nothing */
+    scoped(&c[n++], "visit", 3, 9, "customer_id", "not-a-uuid");
+    push(s, 1, c, n, 1, NULL);
+    } else if (step == 2) {
+    scoped(&c[n++], "customer", 1, 3, "name", "Late");
+    scoped(&c[n++], "customer", 1, 3, "owner", "carol");
+    scoped(&c[n++], "customer", 1, 3, "team", "west");
+    /* alice's customer goes to bob (owner only) */
+    scoped(&c[n++], "customer", 1, 1, "owner", "bob");
+    scoped(&c[n++], "customer", 1, 1, "stage", "won");
+    push(s, 1, c, n, 2, NULL);
+    } else {
+    /* bob's west customer moves to east and to alice in one batch */
+    scoped(&c[n++], "customer", 1, 2, "team", "east");
+    scoped(&c[n++], "customer", 1, 2, "owner", "alice");
+    /* a contact re-pointed to another customer (a merge) */
+    scoped(&c[n++], "contact", 2, 1, "customer_id", id3);
+    /* an owner cleared, then the same owner again (a re-delivery) */
+    scoped(&c[n++], "customer", 1, 3, "owner", NULL);
+    scoped(&c[n++], "customer", 1, 3, "team", "west");
+    /* a long owner: compared by its first 64 bytes, as before */
+    scoped(&c[n++], "customer", 1, 4, "owner",
+           "carol-with-a-very-long-name-that-goes-on-and-on-and-on-past-64-bytes-of-text");
+    scoped(&c[n++], "visit", 3, 4, "customer_id", id4);
+    push(s, 1, c, n, 3, NULL);
+    }
+}
+
+static void test_pull_scoped(void **state)
+{
+    fixture *f = *state;
+    fvd_store *s = f->s;
+    char err[512];
+    user_with_device(s, "alice", 1);
+    for (int step = 1; step <= 3; step++) {
+        build_scoped_step(s, step);
+        expect_all_scoped(s);
+    }
+    /* another handle (another fvd process) sees the same */
+    fvd_store *s2 = open_handle(f);
+    expect_all_scoped(s2);
+    s2->ops->close(s2);
+    /* a bad filter is refused */
+    collected k;
+    memset(&k, 0, sizeof k);
+    int more = 0;
+    uint64_t last = 0;
+    fvd_pull_filter bad = {FVD_PULL_OWNER, ""};
+    CHECK(FV_EINVAL, s->ops->pull(s, 0, 10, &bad, collect_cb, &k, &more, &last, E));
+    bad.name = NULL;
+    CHECK(FV_EINVAL, s->ops->pull(s, 0, 10, &bad, collect_cb, &k, &more, &last, E));
+    /* a filter past the head: nothing, the cursor stays */
+    CHECK(FV_OK, s->ops->pull(s, 1000, 10, &scope_filters[2], collect_cb, &k, &more, &last, E));
+    assert_int_equal(k.n, 0);
+    assert_true(last == 1000);
+    collected_free(&k);
 }
 
 /* ---- field keys ---------------------------------------------------------------- */
@@ -1426,29 +1648,43 @@ static void sqlite_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
-/* Stores made before field keys (schema 1, without their tables) and
- * before the policy (schema 2, without its table) are upgraded to 3 when
- * opened. */
+/* What schema 4 added to the log (the scope columns and their indexes). */
+#define SQLITE_UNSCOPE                                                                       \
+    "DROP INDEX log_by_cust; DROP INDEX log_by_owner; DROP INDEX log_by_team; "             \
+    "DROP INDEX log_by_prev_owner; DROP INDEX log_by_prev_team; "                          \
+    "ALTER TABLE log DROP COLUMN cust; ALTER TABLE log DROP COLUMN owner; "                \
+    "ALTER TABLE log DROP COLUMN team; ALTER TABLE log DROP COLUMN prev_owner; "           \
+    "ALTER TABLE log DROP COLUMN prev_team; "
+
+/* Stores made before field keys (schema 1, without their tables), before
+ * the policy (schema 2, without its table) and before the log's scope
+ * (schema 3, without its columns) are upgraded to 4 when opened; the scope
+ * of the log they hold is back-filled, so scoped pulls give what the
+ * per-row check gave. */
 static void test_sqlite_upgrade(void **state)
 {
     fixture *f = *state;
     char err[512];
     unsigned char b[FV_POLICY_BYTES_MAX];
     user_with_device(f->s, "alice", 1);
+    for (int step = 1; step <= 3; step++) build_scoped_step(f->s, step);
     f->s->ops->close(f->s);
     f->s = NULL;
     char *path = tu_path(f->dir, "fvd.db");
     sqlite_exec(path, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key; "
-                      "DROP TABLE policy; UPDATE meta SET value = 1 WHERE key = 'schema'");
+                      "DROP TABLE policy; " SQLITE_UNSCOPE
+                      "UPDATE meta SET value = 1 WHERE key = 'schema'");
     f->s = open_handle(f);
+    expect_all_scoped(f->s);
     put_key(f->s, "east", FV_CLASS_PII, 1, 1);
     assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
     CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
     f->s->ops->close(f->s);
     f->s = NULL;
-    assert_int_equal(sqlite_schema(path), 3);
+    assert_int_equal(sqlite_schema(path), 4);
     /* schema 2: field keys, no policy */
-    sqlite_exec(path, "DROP TABLE policy; UPDATE meta SET value = 2 WHERE key = 'schema'");
+    sqlite_exec(path, "DROP TABLE policy; " SQLITE_UNSCOPE
+                      "UPDATE meta SET value = 2 WHERE key = 'schema'");
     f->s = open_handle(f);
     assert_true(stored_version(f->s, NULL) == 0);
     CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
@@ -1456,13 +1692,25 @@ static void test_sqlite_upgrade(void **state)
     expect_device(f->s, 1, "lead", "east");
     f->s->ops->close(f->s);
     f->s = NULL;
-    assert_int_equal(sqlite_schema(path), 3);
+    assert_int_equal(sqlite_schema(path), 4);
+    /* schema 3: the log without its scope; appends after the upgrade keep
+     * the back-filled scope current */
+    sqlite_exec(path, SQLITE_UNSCOPE "UPDATE meta SET value = 3 WHERE key = 'schema'");
+    f->s = open_handle(f);
+    expect_all_scoped(f->s);
+    fv__change c;
+    scoped(&c, "customer", 1, 1, "owner", "carol");
+    push(f->s, 1, &c, 1, 4, NULL);
+    expect_all_scoped(f->s);
+    f->s->ops->close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite_schema(path), 4);
     /* A newer fvd's store is refused, not trampled on. */
-    sqlite_exec(path, "UPDATE meta SET value = 4 WHERE key = 'schema'");
+    sqlite_exec(path, "UPDATE meta SET value = 5 WHERE key = 'schema'");
     fvd_store *s = NULL;
     CHECK(FV_EIO, fvd_store_open_sqlite(f->dir, &s, E));
-    assert_non_null(strstr(err, "schema version is 4"));
-    assert_int_equal(sqlite_schema(path), 4);
+    assert_non_null(strstr(err, "schema version is 5"));
+    assert_int_equal(sqlite_schema(path), 5);
     free(path);
 }
 
@@ -1572,7 +1820,7 @@ static void *puller(void *p)
     while (a->seen < a->want && time(NULL) < deadline && a->st == FV_OK) {
         int more = 0;
         uint64_t last = 0;
-        a->st = a->s->ops->pull(a->s, a->cursor, 7, puller_cb, a, &more, &last, a->err,
+        a->st = a->s->ops->pull(a->s, a->cursor, 7, NULL, puller_cb, a, &more, &last, a->err,
                                 sizeof a->err);
         if (a->st == FV_OK && last != a->cursor) {
             a->bad = 1;
@@ -1696,33 +1944,44 @@ static void test_pg_concurrent_open(void **state)
         CHECK(FV_OK, a[i].s->ops->get_device(a[i].s, id, &d, E));
         a[i].s->ops->close(a[i].s);
     }
-    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
+    assert_true(sql(&fresh, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 4);
 }
 
-/* Databases made before field keys (schema 1, without their tables) and
- * before the policy (schema 2, without its table) are upgraded to 3 when
- * opened. */
+/* What schema 4 added to the log (the scope columns; their indexes go
+ * with them). */
+#define PG_UNSCOPE                                                                          \
+    "ALTER TABLE log DROP COLUMN cust, DROP COLUMN owner, DROP COLUMN team,"               \
+    " DROP COLUMN prev_owner, DROP COLUMN prev_team;"
+
+/* Databases made before field keys (schema 1, without their tables),
+ * before the policy (schema 2, without its table) and before the log's
+ * scope (schema 3) are upgraded to 4 when opened, the log's scope
+ * back-filled. */
 static void test_pg_upgrade(void **state)
 {
     fixture *f = *state;
     char err[512];
     unsigned char b[FV_POLICY_BYTES_MAX];
     user_with_device(f->s, "alice", 1);
+    for (int step = 1; step <= 3; step++) build_scoped_step(f->s, step);
     f->s->ops->close(f->s);
     f->s = NULL;
     sql(f, "DROP TABLE grants; DROP TABLE team_keys; DROP TABLE admin_key; DROP TABLE policy;"
-           " UPDATE fvd_meta SET value = 1 WHERE key = 'schema_version'");
+           " " PG_UNSCOPE " UPDATE fvd_meta SET value = 1 WHERE key = 'schema_version'");
     f->s = open_handle(f);
-    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
+    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 4);
+    expect_all_scoped(f->s);
     put_key(f->s, "east", FV_CLASS_PII, 1, 1);
     assert_int_equal(grant(f->s, 1, "east", FV_CLASS_PII, 1, 1), 1);
     CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
     f->s->ops->close(f->s);
     f->s = NULL;
     /* schema 2 */
-    sql(f, "DROP TABLE policy; UPDATE fvd_meta SET value = 2 WHERE key = 'schema_version'");
+    sql(f, "DROP TABLE policy; " PG_UNSCOPE
+           " UPDATE fvd_meta SET value = 2 WHERE key = 'schema_version'");
     f->s = open_handle(f);
-    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 3);
+    assert_true(sql(f, "SELECT value FROM fvd_meta WHERE key = 'schema_version'") == 4);
+    expect_all_scoped(f->s);
     assert_true(stored_version(f->s, NULL) == 0);
     CHECK(FV_OK, f->s->ops->set_policy(f->s, b, policy_bytes(2, 0, b), E));
     /* A device's role and team are its user's, whatever its own columns
@@ -1950,7 +2209,7 @@ static int wanted(const char *name)
         TEST(test_nonces, be), TEST(test_push_commit, be), TEST(test_push_rollback, be),       \
         TEST(test_seq_gapless, be), TEST(test_pull, be), TEST(test_empty, be),                 \
         TEST(test_field_keys, be), TEST(test_policy, be), TEST(test_policy_race, be),     \
-        TEST(test_update_user, be)
+        TEST(test_update_user, be), TEST(test_pull_scoped, be)
 
 int main(void)
 {
