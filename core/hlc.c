@@ -9,8 +9,14 @@
  * rather than adopted: one device with a clock years ahead must not drag
  * every replica's clock (and every later edit) into the future.
  *
- * The latest value is kept in fv_meta ('hlc') inside the writing
- * transaction, so it survives restarts even if the wall clock goes back.
+ * The clock survives restarts even if the wall clock goes back: on open
+ * (outbox.c, fv__sync_state_load) it is the larger of fv_meta 'hlc' and the
+ * hlc of the last outbox entry.  A local write puts its hlc in the outbox,
+ * so fv_meta need not be written per write: just before every commit
+ * (store.c) fv__hlc_persist writes it only if what an open would load is
+ * behind the clock - after a clock merge, or when the outbox entries that
+ * carried the clock were deleted (an acknowledged push).  So every commit
+ * leaves a store whose loaded clock is at least every hlc handed out.
  */
 #include "internal.h"
 
@@ -44,17 +50,39 @@ fv_status fv__hlc_save(fv_db *db)
     return rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "saving the clock");
 }
 
+/* The clock is persisted at commit (fv__hlc_persist), not here: a write
+ * that ticks it also writes an outbox entry at that hlc, which a restart
+ * reads back.  Saving fv_meta on every write cost a page write per commit. */
 fv_status fv__hlc_next(fv_db *db, uint64_t *out)
 {
-    uint64_t prev = db->hlc_last;
     db->hlc_last = fv__hlc_tick(db->hlc_last, fv_platform_now_ms());
-    fv_status st = fv__hlc_save(db);
-    if (st != FV_OK) {
-        db->hlc_last = prev;
-        return st;
-    }
     *out = db->hlc_last;
     return FV_OK;
+}
+
+fv_status fv__hlc_persist(fv_db *db, uint64_t *saved)
+{
+    *saved = db->hlc_saved;
+    if (db->hlc_last <= db->hlc_saved) return FV_OK; /* fv_meta holds it already */
+    /* what fv__sync_state_load would load, part by part */
+    sqlite3_stmt *s = fv__stmt(db, "SELECT coalesce((SELECT value FROM fv_meta WHERE key = 'hlc'), 0),"
+                                   " coalesce((SELECT hlc FROM fv_outbox ORDER BY seq DESC LIMIT 1), 0)");
+    if (s == NULL) return db->err;
+    int rc = sqlite3_step(s);
+    sqlite3_int64 meta = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_int64 tail = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fv__sqlerr(db, rc, "reading the clock");
+    if (meta > 0 && (uint64_t)meta >= db->hlc_last) { /* saved by sync (changes.c) */
+        *saved = (uint64_t)meta;
+        return FV_OK;
+    }
+    /* the outbox's last entry carries the clock: enough until a push
+     * deletes it, and that push's commit comes back here */
+    if (tail > 0 && (uint64_t)tail >= db->hlc_last) return FV_OK;
+    fv_status st = fv__hlc_save(db);
+    if (st == FV_OK) *saved = db->hlc_last;
+    return st;
 }
 
 fv_status fv__hlc_observe(fv_db *db, uint64_t remote)

@@ -68,7 +68,19 @@ typedef struct fv__keyring {
 typedef struct fv__stmt_slot {
     const char *sql; /* owned copy */
     sqlite3_stmt *stmt;
+    uintptr_t key;   /* the caller's pointer that last found it: compared, never read */
 } fv__stmt_slot;
+
+/* records.c's INSERT text for one table and set of fields, kept so that an
+ * insert neither rebuilds it nor makes fv__stmt compare it by content. */
+#define FV_INSERT_SQL_CACHE 8
+_Static_assert(FV_RECORD_FIELDS_MAX <= 64, "a field set must fit a uint64_t mask");
+typedef struct fv__insert_sql {
+    const fv__table *tbl; /* NULL: an empty slot */
+    size_t nfields;  /* the table's field count when built */
+    uint64_t mask;   /* bit i: field i is in the INSERT */
+    char *sql;       /* owned */
+} fv__insert_sql;
 
 struct fv_db {
     sqlite3 *sql;
@@ -78,14 +90,18 @@ struct fv_db {
     fv_status err;
     char errmsg[FV_ERRMSG_MAX];
     int in_batch;
+    int cache_size_saved; /* PRAGMA cache_size to restore when the batch ends (0: none) */
     fv__keyring *keys; /* sodium_malloc'd: locked, guarded, wiped on free */
     fv__catalogue cat;
     fv__stmt_slot stmts[FV_STMT_CACHE];
     size_t nstmts;
+    fv__insert_sql insert_sql[FV_INSERT_SQL_CACHE];
+    size_t insert_sql_next; /* the slot a miss replaces (round robin) */
     int64_t uuid_last_ms; /* UUIDv7 monotonicity within one millisecond */
     uint16_t uuid_seq;
     unsigned char device[16]; /* this replica's id (fv_meta 'device_id') */
     uint64_t hlc_last;        /* latest hybrid logical clock value seen */
+    uint64_t hlc_saved;       /* a value fv_meta 'hlc' is known to hold (committed) */
     atomic_int cancel;        /* fv_sync_cancel (any thread) */
     int64_t observe_offset;   /* while applying a pull: the server's clock minus ours */
     int wiped;                /* revoked: the store was erased */
@@ -105,8 +121,9 @@ fv_status fv__err(fv_db *db, fv_status code, const char *fmt, ...)
 fv_status fv__sqlerr(fv_db *db, int rc, const char *ctx);
 
 /* ---- SQL helpers (store.c) ---- */
-/* A cached prepared statement for sql (compared by content), reset and
- * with bindings cleared.  NULL on failure (error recorded). */
+/* A cached prepared statement for sql (compared by content; a string that
+ * stays put, such as a literal, is found fastest), reset and with bindings
+ * cleared.  NULL on failure (error recorded). */
 sqlite3_stmt *fv__stmt(fv_db *db, const char *sql);
 /* Run SQL without results. */
 fv_status fv__exec(fv_db *db, const char *sql);
@@ -155,14 +172,19 @@ char *fv__strdup(const char *s);
 
 /* ---- hybrid logical clock (hlc.c) ----
  * hlc = milliseconds << 16 | counter.  Pure functions, plus the store's
- * clock: fv__hlc_next for a local write (inside its transaction; persists
- * the clock), fv__hlc_observe for a received change. */
+ * clock: fv__hlc_next for a local write (inside its transaction; the write
+ * must put the hlc in the outbox, or the clock is saved at commit),
+ * fv__hlc_observe for a received change, fv__hlc_save to write fv_meta
+ * now, and fv__hlc_persist, run by store.c just before every COMMIT: it
+ * saves the clock if a reopen would load less than it (*saved: the value
+ * fv_meta holds once the commit succeeds, for db->hlc_saved). */
 #define FV_HLC_MS(h) ((int64_t)((h) >> 16))
 uint64_t fv__hlc_tick(uint64_t last, int64_t wall_ms);
 int fv__hlc_merge(uint64_t *last, uint64_t remote, int64_t wall_ms, int64_t max_drift_ms);
 fv_status fv__hlc_next(fv_db *db, uint64_t *out);
 fv_status fv__hlc_observe(fv_db *db, uint64_t remote);
 fv_status fv__hlc_save(fv_db *db);
+fv_status fv__hlc_persist(fv_db *db, uint64_t *saved);
 
 /* ---- change capture (outbox.c) ---- */
 typedef struct fv__cval {
@@ -182,6 +204,13 @@ fv_status fv__meta_text(fv_db *db, const char *key, char *out, size_t cap);
  * transaction: new version (base = the one replaced) and an outbox entry. */
 fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],
                       const char *field, const fv__cval *v, uint64_t hlc);
+/* fv__capture of fields[0..n) := vals[0..n) of a row the caller's
+ * transaction has just inserted under a new id (fv_insert): there is no
+ * version to replace, so base is 0 without a look-up, and the versions are
+ * written a few fields a statement; the outbox entries follow in field
+ * order.  Not for a row that may already have versions. */
+fv_status fv__capture_new_row(fv_db *db, const char *tbl, const unsigned char id[16], size_t n,
+                              const char *const *fields, const fv__cval *vals, uint64_t hlc);
 
 /* ---- change-set files imported into an enrolled store (acl.c) ----
  * begin before the set, note each change before it is applied, check once

@@ -128,7 +128,8 @@ static fv_status validate_text(fv_record *r, const fv__field *f, const char *v, 
     fv_db *db = r->db;
     const char *t = r->tbl->name;
     size_t len = strlen(v);
-    snprintf(norm, norm_cap, "%s", ""); /* set below for normalising types */
+    (void)norm_cap;
+    norm[0] = '\0'; /* set below for normalising types (callers pass norm_cap > 0) */
     if (!fv__utf8_valid(v, len)) return fv__err(db, FV_EINVAL, "%s.%s is not valid UTF-8", t, f->name);
     switch (f->type) {
     case FV_TYPE_TEXT:
@@ -423,32 +424,43 @@ static fv_status bind_value(fv_db *db, sqlite3_stmt *s, int col, const fv__field
 }
 
 /* Capture the changed fields of r (all set ones, or only the dirty ones)
- * as one local write at a single hlc. */
+ * as one local write at a single hlc.  dirty_only is 0 exactly for
+ * fv_insert, whose row is new (fresh UUIDv7): its fields go to
+ * fv__capture_new_row together (no versions to look up). */
 static fv_status capture_fields(fv_record *r, int dirty_only)
 {
     fv_db *db = r->db;
     uint64_t hlc;
+    const char *names[FV_RECORD_FIELDS_MAX];
+    fv__cval cvs[FV_RECORD_FIELDS_MAX];
+    unsigned char refs[FV_RECORD_FIELDS_MAX][16];
+    size_t n = 0;
     fv_status st = fv__hlc_next(db, &hlc);
     for (size_t i = 0; i < r->tbl->nfields && st == FV_OK; i++) {
         const fv__field *f = &r->tbl->fields[i];
         const fv__val *v = &r->vals[i];
         if (dirty_only ? !v->dirty : !v->set) continue;
-        unsigned char ref[16];
         fv__cval cv = {SQLITE_NULL, NULL, NULL, 0, 0.0};
         if (v->set && f->type == FV_TYPE_REAL) {
             cv.type = SQLITE_FLOAT;
             cv.real = v->real;
         } else if (v->set && f->type == FV_TYPE_REF) {
-            if (!fv__uuid_parse(v->text, ref)) return fv__err(db, FV_EINVAL, "bad reference");
+            if (!fv__uuid_parse(v->text, refs[n])) return fv__err(db, FV_EINVAL, "bad reference");
             cv.type = SQLITE_BLOB;
-            cv.blob = ref;
+            cv.blob = refs[n];
             cv.len = 16;
         } else if (v->set) {
             cv.type = SQLITE_TEXT;
             cv.text = v->text;
         }
-        st = fv__capture(db, r->tbl->name, r->id, f->name, &cv, hlc);
+        if (dirty_only) {
+            st = fv__capture(db, r->tbl->name, r->id, f->name, &cv, hlc);
+        } else {
+            names[n] = f->name;
+            cvs[n++] = cv;
+        }
     }
+    if (st == FV_OK && n > 0) st = fv__capture_new_row(db, r->tbl->name, r->id, n, names, cvs, hlc);
     return st;
 }
 
@@ -518,9 +530,21 @@ static void apply_defaults(fv_record *r)
     }
 }
 
-static fv_status insert_row(fv_record *r, int64_t now)
+/* The INSERT for r's table naming exactly r's set fields (an unset field is
+ * left out, not bound to NULL, so a column default would still apply).
+ * Built once per table and field set and kept on the handle (a few apps'
+ * forms give a few sets): the text stays put, so fv__stmt finds it by
+ * pointer.  NULL on failure (error recorded). */
+static const char *insert_sql(fv_record *r)
 {
     fv_db *db = r->db;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < r->tbl->nfields; i++)
+        if (r->vals[i].set) mask |= (uint64_t)1 << i;
+    for (size_t c = 0; c < FV_INSERT_SQL_CACHE; c++) {
+        const fv__insert_sql *e = &db->insert_sql[c];
+        if (e->tbl == r->tbl && e->nfields == r->tbl->nfields && e->mask == mask) return e->sql;
+    }
     char sql[SQL_MAX];
     size_t n = (size_t)snprintf(sql, sizeof sql,
                                 "INSERT INTO \"%s\"(id, deleted, created_ms, updated_ms", r->tbl->name);
@@ -533,6 +557,26 @@ static fv_status insert_row(fv_record *r, int64_t now)
     n += (size_t)snprintf(sql + n, sizeof sql - n, ") VALUES(?1, 0, ?2, ?2");
     for (size_t k = 0; k < nset; k++) n += (size_t)snprintf(sql + n, sizeof sql - n, ", ?%zu", k + 3);
     snprintf(sql + n, sizeof sql - n, ")");
+    char *copy = fv__strdup(sql);
+    if (copy == NULL) {
+        fv__err(db, FV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    fv__insert_sql *e = &db->insert_sql[db->insert_sql_next];
+    db->insert_sql_next = (db->insert_sql_next + 1) % FV_INSERT_SQL_CACHE;
+    free(e->sql);
+    e->tbl = r->tbl;
+    e->nfields = r->tbl->nfields;
+    e->mask = mask;
+    e->sql = copy;
+    return copy;
+}
+
+static fv_status insert_row(fv_record *r, int64_t now)
+{
+    fv_db *db = r->db;
+    const char *sql = insert_sql(r);
+    if (sql == NULL) return db->err;
     sqlite3_stmt *s = fv__stmt(db, sql);
     if (s == NULL) return db->err;
     sqlite3_bind_blob(s, 1, r->id, 16, SQLITE_STATIC);
