@@ -59,7 +59,7 @@ static fv__actor actor(const fv_db *db)
 
 /* Owner and team of a customer row from the store ("" when unknown). */
 static fv_status customer_owner(fv_db *db, const unsigned char id[16], char *owner, size_t ocap,
-                                char *team, size_t tcap)
+                                char *team, size_t tcap, int *found)
 {
     owner[0] = team[0] = '\0';
     sqlite3_stmt *s = fv__stmt(db, "SELECT owner, team FROM customer WHERE id = ?1");
@@ -71,8 +71,44 @@ static fv_status customer_owner(fv_db *db, const unsigned char id[16], char *own
         snprintf(owner, ocap, "%s", o ? (const char *)o : "");
         snprintf(team, tcap, "%s", t ? (const char *)t : "");
     }
+    if (found != NULL) *found = rc == SQLITE_ROW;
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading a customer");
+}
+
+/* A row's customer owner and team as stored ("" when unknown); *exists = 0
+ * for a row the store does not hold.  A contact, visit or other child row
+ * is in the scope of its customer; a row of a table without customer_id
+ * has no scope (and counts as not held). */
+fv_status fv__acl_row_scope(fv_db *db, const char *tbl, const unsigned char id[16], char *owner,
+                            char *team, int *exists)
+{
+    owner[0] = team[0] = '\0';
+    *exists = 0;
+    unsigned char cust[16];
+    const fv__table *t = fv__schema_table(db, tbl);
+    if (strcmp(tbl, "customer") == 0) {
+        memcpy(cust, id, 16);
+    } else if (t == NULL || fv__schema_field(t, "customer_id", NULL) == NULL) {
+        return FV_OK; /* an app's own table: no customer, no scope */
+    } else {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT customer_id FROM \"%s\" WHERE id = ?1", tbl);
+        sqlite3_stmt *s = fv__stmt(db, sql);
+        if (s == NULL) return db->err;
+        sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        int have = rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 16;
+        *exists = rc == SQLITE_ROW;
+        if (have) memcpy(cust, sqlite3_column_blob(s, 0), 16);
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading a row");
+        if (!have) return FV_OK;
+    }
+    int found = 0;
+    fv_status st = customer_owner(db, cust, owner, FV_NAME_MAX + 1, team, FV_NAME_MAX + 1, &found);
+    if (strcmp(tbl, "customer") == 0) *exists = found;
+    return st;
 }
 
 static const char *value_of(const fv_record *r, const char *field)
@@ -90,7 +126,7 @@ static fv_status row_owner_of(fv_record *r, int stored, char *owner, size_t ocap
     fv_db *db = r->db;
     unsigned char cust[16];
     if (strcmp(r->tbl->name, "customer") == 0) {
-        if (stored) return customer_owner(db, r->id, owner, ocap, team, tcap);
+        if (stored) return customer_owner(db, r->id, owner, ocap, team, tcap, NULL);
         const char *o = value_of(r, "owner"), *t = value_of(r, "team");
         snprintf(owner, ocap, "%s", o ? o : "");
         snprintf(team, tcap, "%s", t ? t : "");
@@ -99,7 +135,7 @@ static fv_status row_owner_of(fv_record *r, int stored, char *owner, size_t ocap
     owner[0] = team[0] = '\0';
     const char *c = value_of(r, "customer_id");
     if (c == NULL || !fv__uuid_parse(c, cust)) return FV_OK;
-    return customer_owner(db, cust, owner, ocap, team, tcap);
+    return customer_owner(db, cust, owner, ocap, team, tcap, NULL);
 }
 
 fv_status fv__acl_filter(fv_record *r, int *visible)
@@ -156,23 +192,8 @@ fv_status fv__acl_check_delete(fv_db *db, const fv__table *t, const unsigned cha
 {
     if (!db->enrolled) return FV_OK;
     char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
-    fv_status st;
-    if (strcmp(t->name, "customer") == 0) {
-        st = customer_owner(db, id, owner, sizeof owner, team, sizeof team);
-    } else {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT customer_id FROM \"%s\" WHERE id = ?1", t->name);
-        sqlite3_stmt *s = fv__stmt(db, sql);
-        if (s == NULL) return db->err;
-        sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        unsigned char cust[16] = {0};
-        int have = rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 16;
-        if (have) memcpy(cust, sqlite3_column_blob(s, 0), 16);
-        sqlite3_reset(s);
-        owner[0] = team[0] = '\0';
-        st = have ? customer_owner(db, cust, owner, sizeof owner, team, sizeof team) : FV_OK;
-    }
+    int exists;
+    fv_status st = fv__acl_row_scope(db, t->name, id, owner, team, &exists);
     if (st != FV_OK) return st;
     fv__actor a = actor(db);
     fv__row_owner row = {owner, team};
@@ -198,7 +219,7 @@ fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purge
     *purged = 0;
     if (!db->enrolled) return FV_OK;
     char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
-    fv_status st = customer_owner(db, id, owner, sizeof owner, team, sizeof team);
+    fv_status st = customer_owner(db, id, owner, sizeof owner, team, sizeof team, NULL);
     if (st != FV_OK) return st;
     fv__actor a = actor(db);
     fv__row_owner row = {owner, team};
@@ -239,44 +260,6 @@ fv_status fv__acl_purge_if_out(fv_db *db, const unsigned char id[16], int *purge
  * set is in, each noted field is checked, and one the user may not write
  * refuses the whole set (the caller rolls back: nothing of it stays). */
 
-/* A row's customer owner and team as stored; *exists = 0 for a row the
- * store does not hold. */
-static fv_status row_scope(fv_db *db, const char *tbl, const unsigned char id[16], char *owner,
-                           char *team, int *exists)
-{
-    owner[0] = team[0] = '\0';
-    *exists = 0;
-    unsigned char cust[16];
-    if (strcmp(tbl, "customer") == 0) {
-        memcpy(cust, id, 16);
-    } else {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT customer_id FROM \"%s\" WHERE id = ?1", tbl);
-        sqlite3_stmt *s = fv__stmt(db, sql);
-        if (s == NULL) return db->err;
-        sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        int have = rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 16;
-        *exists = rc == SQLITE_ROW;
-        if (have) memcpy(cust, sqlite3_column_blob(s, 0), 16);
-        sqlite3_reset(s);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fv__sqlerr(db, rc, "reading a row");
-        if (!have) return FV_OK;
-    }
-    sqlite3_stmt *s = fv__stmt(db, "SELECT owner, team FROM customer WHERE id = ?1");
-    if (s == NULL) return db->err;
-    sqlite3_bind_blob(s, 1, cust, 16, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const unsigned char *o = sqlite3_column_text(s, 0), *t = sqlite3_column_text(s, 1);
-        snprintf(owner, FV_NAME_MAX + 1, "%s", o ? (const char *)o : "");
-        snprintf(team, FV_NAME_MAX + 1, "%s", t ? (const char *)t : "");
-        if (strcmp(tbl, "customer") == 0) *exists = 1;
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading a customer");
-}
-
 fv_status fv__acl_import_begin(fv_db *db)
 {
     if (!db->enrolled) return FV_OK;
@@ -305,7 +288,7 @@ fv_status fv__acl_import_note(fv_db *db, const char *tbl, const unsigned char id
     if (rc == SQLITE_DONE) {
         char owner[FV_NAME_MAX + 1], team[FV_NAME_MAX + 1];
         int exists;
-        fv_status st = row_scope(db, tbl, id, owner, team, &exists);
+        fv_status st = fv__acl_row_scope(db, tbl, id, owner, team, &exists);
         if (st != FV_OK) return st;
         s = fv__stmt(db, "INSERT INTO temp.fv_import_rows(tbl, row_id, existed, owner, team)"
                          " VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -354,7 +337,7 @@ fv_status fv__acl_import_check(fv_db *db)
             snprintf(team, sizeof team, "%s", t ? (const char *)t : "");
         } else {
             int exists;
-            if ((st = row_scope(db, tbl, id, owner, team, &exists)) != FV_OK) break;
+            if ((st = fv__acl_row_scope(db, tbl, id, owner, team, &exists)) != FV_OK) break;
         }
         fv_field_class cls = FV_CLASS_PUBLIC;
         const fv__table *t = fv__schema_table(db, tbl);

@@ -38,24 +38,14 @@
 fv_status fv__fkey_row_team(fv_db *db, const char *tbl, const unsigned char row[16], char *team,
                             size_t cap)
 {
+    /* a customer, or a row that belongs to one; an app's own table without
+     * a customer has no team (its values are never sealed) */
     team[0] = '\0';
-    const char *sql;
-    if (strcmp(tbl, "customer") == 0)
-        sql = "SELECT team FROM customer WHERE id = ?1";
-    else if (strcmp(tbl, "contact") == 0)
-        sql = "SELECT c.team FROM contact x JOIN customer c ON c.id = x.customer_id WHERE x.id = ?1";
-    else if (strcmp(tbl, "visit") == 0)
-        sql = "SELECT c.team FROM visit x JOIN customer c ON c.id = x.customer_id WHERE x.id = ?1";
-    else
-        return FV_OK; /* an app's own table: its rows have no team */
-    sqlite3_stmt *s = fv__stmt(db, sql);
-    if (s == NULL) return db->err;
-    sqlite3_bind_blob(s, 1, row, 16, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT)
-        snprintf(team, cap, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? FV_OK : fv__sqlerr(db, rc, "reading a row's team");
+    char owner[FV_NAME_MAX + 1], tm[FV_NAME_MAX + 1];
+    int exists;
+    fv_status st = fv__acl_row_scope(db, tbl, row, owner, tm, &exists);
+    if (st == FV_OK) snprintf(team, cap, "%s", tm);
+    return st;
 }
 
 /* The newest key held for (team, cls): *found, key, *version. */

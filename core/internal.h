@@ -165,6 +165,9 @@ int fv__date_valid(const char *s);
 int fv__time_normalise(const char *s, char out[21]);
 void fv__time_format_ms(int64_t ms, char out[21]);
 int fv__utf8_valid(const char *s, size_t len);
+/* Bytes of the well-formed UTF-8 sequence at s (n > 0 bytes left), 0 if
+ * it is malformed, overlong, a surrogate or beyond U+10FFFF. */
+size_t fv__utf8_seq(const unsigned char *s, size_t n);
 int fv__name_valid(const char *s);
 /* Is v one of the '|'-separated values of list (an enum field's)? */
 int fv__enum_has(const char *list, const char *v);
@@ -212,6 +215,12 @@ fv_status fv__capture(fv_db *db, const char *tbl, const unsigned char id[16],
 fv_status fv__capture_new_row(fv_db *db, const char *tbl, const unsigned char id[16], size_t n,
                               const char *const *fields, const fv__cval *vals, uint64_t hlc);
 
+/* A row's customer owner and team as stored ("" when unknown: out are
+ * FV_NAME_MAX + 1 bytes each); *exists = 0 for a row the store does not
+ * hold.  A row with a customer_id is in the scope of that customer. */
+fv_status fv__acl_row_scope(fv_db *db, const char *tbl, const unsigned char id[16], char *owner,
+                            char *team, int *exists);
+
 /* ---- change-set files imported into an enrolled store (acl.c) ----
  * begin before the set, note each change before it is applied, check once
  * it is all in (FV_EACCES naming the first change the user may not make).
@@ -222,8 +231,8 @@ fv_status fv__acl_import_note(fv_db *db, const char *tbl, const unsigned char id
 fv_status fv__acl_import_check(fv_db *db);
 
 /* ---- field encryption (fieldkeys.c) ---- */
-/* The team deciding a row's field keys: a customer's team, a contact's or
- * visit's customer's team ("" when unknown). */
+/* The team deciding a row's field keys: a customer's team, or the team of
+ * the customer a row belongs to ("" when unknown). */
 fv_status fv__fkey_row_team(fv_db *db, const char *tbl, const unsigned char row[16], char *team,
                             size_t cap);
 /* In an enrolled store, seal *v (a text or real of a pii/confidential

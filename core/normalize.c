@@ -15,34 +15,12 @@
 
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none. */
-static size_t seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1fu; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0fu; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07u; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[k] & 0x3fu);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* The code point at s (NUL-terminated); *len its bytes.  A malformed byte
  * decodes as itself, one byte long. */
 static uint32_t code_point(const unsigned char *s, size_t *len)
 {
     size_t n = s[0] == 0 ? 1 : strnlen((const char *)s, 4);
-    size_t k = seq_len(s, n);
+    size_t k = fv__utf8_seq(s, n);
     if (k <= 1) {
         *len = 1;
         return s[0];

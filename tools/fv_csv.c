@@ -113,22 +113,6 @@ static size_t u8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
-/* The code point at s (NUL-terminated, valid or not); *len its bytes.  A
- * malformed byte decodes as itself, length 1. */
-static uint32_t u8_cp(const unsigned char *s, size_t *len)
-{
-    size_t n = s[0] == 0 ? 1 : strnlen((const char *)s, 4);
-    size_t k = u8_seq(s, n);
-    if (k <= 1) {
-        *len = 1;
-        return s[0];
-    }
-    uint32_t cp = s[0] & (k == 2 ? 0x1fu : k == 3 ? 0x0fu : 0x07u);
-    for (size_t i = 1; i < k; i++) cp = cp << 6 | (s[i] & 0x3fu);
-    *len = k;
-    return cp;
-}
-
 /* ---- reader ---- */
 
 enum { S_START, S_PLAIN, S_QUOTED, S_QUOTE, S_TAIL };
@@ -603,29 +587,11 @@ static int ascii_ieq(const char *a, const char *b)
     return *a == *b;
 }
 
-/* Full-width ASCII (U+FF01..U+FF5E) and U+3000 folded to ASCII, into out
- * (cap bytes); never longer than s.  0 if it does not fit. */
-static int fold_width(const char *s, char *out, size_t cap)
-{
-    size_t o = 0, len;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p += len) {
-        uint32_t cp = u8_cp(p, &len);
-        if (o + len + 1 > cap) return 0;
-        if (cp >= 0xff01 && cp <= 0xff5e) out[o++] = (char)(cp - 0xfee0);
-        else if (cp == 0x3000) out[o++] = ' ';
-        else {
-            memcpy(out + o, p, len);
-            o += len;
-        }
-    }
-    out[o] = '\0';
-    return 1;
-}
-
 const char *fvcsv_enum_label(const char *field, const char *value)
 {
+    /* the library's name key: trimmed, full-width ASCII folded (Ｓ级), case folded */
     char v[64];
-    if (!fold_width(value, v, sizeof v)) return NULL;
+    if (fv_normalize(FV_NORM_NAME, value, v, sizeof v) != FV_OK) return NULL;
     for (size_t i = 0; i < sizeof enum_labels / sizeof enum_labels[0]; i++)
         if (strcmp(enum_labels[i].field, field) == 0 && ascii_ieq(v, enum_labels[i].label))
             return enum_labels[i].value;
