@@ -1619,6 +1619,33 @@ static fv_status pg_pull(fvd_store *base, uint64_t cursor, uint32_t max,
     return st;
 }
 
+/* Run statement id (retried like every read) and read its one log row, if any,
+ * into *out (*found). */
+static fv_status one_change(pg_store *s, stmt_id id, const params *p, fv__change *out, int *found,
+                            char *err, size_t errcap)
+{
+    fv_status st;
+    int attempt = 0;
+    do {
+        *found = 0;
+        st = ensure_conn(s, err, errcap);
+        if (st != FV_OK) continue;
+        PGresult *r = run_stmt(s, id, p, &st, "get value", err, errcap);
+        if (r == NULL) continue;
+        uint64_t seq;
+        if (PQntuples(r) == 1) {
+            if (read_change(r, out, &seq) != 0) {
+                set_err(err, errcap, "get value: malformed log row in PostgreSQL");
+                st = FV_EIO;
+            } else {
+                *found = 1;
+            }
+        }
+        PQclear(r);
+    } while (retry_after(s, st, &attempt));
+    return st;
+}
+
 static fv_status pg_get_value(fvd_store *base, const char *tbl,
                               const unsigned char row[FV_ROWID_LEN], const char *field,
                               fv__change *out, int *found, char *err, size_t errcap)
@@ -1633,25 +1660,7 @@ static fv_status pg_get_value(fvd_store *base, const char *tbl,
     p_text(&p, tbl);
     p_bytes(&p, row, FV_ROWID_LEN);
     p_text(&p, field);
-    fv_status st;
-    int attempt = 0;
-    do {
-        st = ensure_conn(s, err, errcap);
-        if (st != FV_OK) continue;
-        PGresult *r = run_stmt(s, ST_GET_VALUE, &p, &st, "get value", err, errcap);
-        if (r == NULL) continue;
-        uint64_t seq;
-        if (PQntuples(r) == 1) {
-            if (read_change(r, out, &seq) != 0) {
-                set_err(err, errcap, "get value: malformed log row in PostgreSQL");
-                st = FV_EIO;
-            } else {
-                *found = 1;
-            }
-        }
-        PQclear(r);
-    } while (retry_after(s, st, &attempt));
-    return st;
+    return one_change(s, ST_GET_VALUE, &p, out, found, err, errcap);
 }
 
 static fv_status pg_get_value_before(fvd_store *base, const char *tbl,
@@ -1671,25 +1680,7 @@ static fv_status pg_get_value_before(fvd_store *base, const char *tbl,
     p_bytes(&p, row, FV_ROWID_LEN);
     p_text(&p, field);
     p_i8(&p, (int64_t)before_seq);
-    fv_status st;
-    int attempt = 0;
-    do {
-        st = ensure_conn(s, err, errcap);
-        if (st != FV_OK) continue;
-        PGresult *r = run_stmt(s, ST_GET_VALUE_BEFORE, &p, &st, "get value", err, errcap);
-        if (r == NULL) continue;
-        uint64_t seq;
-        if (PQntuples(r) == 1) {
-            if (read_change(r, out, &seq) != 0) {
-                set_err(err, errcap, "get value: malformed log row in PostgreSQL");
-                st = FV_EIO;
-            } else {
-                *found = 1;
-            }
-        }
-        PQclear(r);
-    } while (retry_after(s, st, &attempt));
-    return st;
+    return one_change(s, ST_GET_VALUE_BEFORE, &p, out, found, err, errcap);
 }
 
 static fv_status pg_row_fields(fvd_store *base, const char *tbl,

@@ -1051,6 +1051,22 @@ static fv_status sq_pull(fvd_store *s, uint64_t cursor, uint32_t max,
     return st;
 }
 
+/* Step v (bound) and read its one log row, if any, into *out (*found). */
+static fv_status one_change(sq_store *q, sqlite3_stmt *v, fv__change *out, int *found, char *err,
+                            size_t errcap)
+{
+    int rc = sqlite3_step(v);
+    fv_status st = FV_OK;
+    if (rc == SQLITE_ROW) {
+        if (read_change(v, out) != 0) st = fail(err, errcap, FV_EIO, "sqlite store: a log row is out of bounds");
+        else *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = sqfail(q, rc, "reading a value", err, errcap);
+    }
+    done(v);
+    return st;
+}
+
 static fv_status sq_get_value(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
                               const char *field, fv__change *out, int *found, char *err,
                               size_t errcap)
@@ -1063,16 +1079,7 @@ static fv_status sq_get_value(fvd_store *s, const char *tbl, const unsigned char
     bind_text(v, 1, tbl);
     bind_blob(v, 2, row, FV_ROWID_LEN);
     bind_text(v, 3, field);
-    int rc = sqlite3_step(v);
-    fv_status st = FV_OK;
-    if (rc == SQLITE_ROW) {
-        if (read_change(v, out) != 0) st = fail(err, errcap, FV_EIO, "sqlite store: a log row is out of bounds");
-        else *found = 1;
-    } else if (rc != SQLITE_DONE) {
-        st = sqfail(q, rc, "reading a value", err, errcap);
-    }
-    done(v);
-    return st;
+    return one_change(q, v, out, found, err, errcap);
 }
 
 static fv_status sq_get_value_before(fvd_store *s, const char *tbl,
@@ -1089,16 +1096,7 @@ static fv_status sq_get_value_before(fvd_store *s, const char *tbl,
     bind_blob(v, 2, row, FV_ROWID_LEN);
     bind_text(v, 3, field);
     bind_u64(v, 4, before_seq);
-    int rc = sqlite3_step(v);
-    fv_status st = FV_OK;
-    if (rc == SQLITE_ROW) {
-        if (read_change(v, out) != 0) st = fail(err, errcap, FV_EIO, "sqlite store: a log row is out of bounds");
-        else *found = 1;
-    } else if (rc != SQLITE_DONE) {
-        st = sqfail(q, rc, "reading a value", err, errcap);
-    }
-    done(v);
-    return st;
+    return one_change(q, v, out, found, err, errcap);
 }
 
 static fv_status sq_row_fields(fvd_store *s, const char *tbl, const unsigned char row[FV_ROWID_LEN],
