@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fieldvault.h"
+
 #define FV_FKEY_LEN 32
 #define FV_FKEY_ID_LEN 8
 #define FV_SEALED_MAGIC 0xF5
@@ -45,6 +47,8 @@
 #define FV_SEALED_TAG_LEN 16
 /* Bytes a sealed value adds to its plaintext value (kind byte included). */
 #define FV_SEALED_OVERHEAD (FV_SEALED_HDR_LEN + FV_SEALED_NONCE_LEN + FV_SEALED_TAG_LEN + 1)
+/* A buffer for the sealed form of the longest field value. */
+#define FV_SEALED_BUF (FV_FIELD_MAX + FV_SEALED_OVERHEAD)
 #define FV_GRANT_SEALED_LEN 80 /* FV_FKEY_LEN + crypto_box_SEALBYTES */
 #define FV_GRANT_SIG_LEN 64
 #define FV_ADMIN_PK_LEN 32

@@ -32,8 +32,6 @@
 #include "dedup.h"
 #include "fieldcrypt.h"
 
-/* A sealed value of the longest field (FV_SEALED_MAX on the wire). */
-#define SEALED_BUF (FV_FIELD_MAX + FV_SEALED_OVERHEAD)
 
 fv_status fv__fkey_row_team(fv_db *db, const char *tbl, const unsigned char row[16], char *team,
                             size_t cap)
@@ -193,7 +191,7 @@ static fv_status unseal_column(fv_db *db, const fv__table *t, const fv__field *f
         return fv__sqlerr(db, rc, "opening sealed values");
     }
     fv_status st = FV_OK;
-    static _Thread_local char text[SEALED_BUF + 1];
+    static _Thread_local char text[FV_SEALED_BUF + 1];
     while (st == FV_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(q, 0) != 16) continue;
         double real = 0;
@@ -242,7 +240,7 @@ fv_status fv__fkey_seal_outbox(fv_db *db, uint64_t after_seq)
     if (rc != SQLITE_OK) return fv__sqlerr(db, rc, "reading the outbox");
     sqlite3_bind_int64(q, 1, (sqlite3_int64)after_seq);
     fv_status st = FV_OK;
-    static _Thread_local unsigned char buf[SEALED_BUF];
+    static _Thread_local unsigned char buf[FV_SEALED_BUF];
     static _Thread_local char text[FV_FIELD_MAX + 1];
     while (st == FV_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *tbl = (const char *)sqlite3_column_text(q, 1);

@@ -237,7 +237,7 @@ fv_status fv__fkey_row_team(fv_db *db, const char *tbl, const unsigned char row[
                             size_t cap);
 /* In an enrolled store, seal *v (a text or real of a pii/confidential
  * field) with the newest key held for the row's team, into buf (cap >=
- * FV_FIELD_MAX + FV_SEALED_OVERHEAD): *v then points at the sealed bytes.  Left as it is when
+ * FV_SEALED_BUF, core/fieldcrypt.h): *v then points at the sealed bytes.  Left as it is when
  * the store is not enrolled, the field is public, or no key is held. */
 fv_status fv__fkey_seal(fv_db *db, const char *tbl, const unsigned char row[16], const char *field,
                         fv__cval *v, unsigned char *buf, size_t cap);

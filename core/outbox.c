@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include "fieldcrypt.h"
+
 #include <string.h>
 
 #include <sodium.h>
@@ -63,7 +65,7 @@ static fv_status put_outbox(fv_db *db, const char *tbl, const unsigned char id[1
 {
     /* pii and confidential values leave the device sealed: the outbox
      * holds the ciphertext, so a retried batch re-sends the same bytes */
-    static _Thread_local unsigned char sealed[FV_FIELD_MAX + 64];
+    static _Thread_local unsigned char sealed[FV_SEALED_BUF];
     fv__cval out = *v;
     fv_status st = fv__fkey_seal(db, tbl, id, field, &out, sealed, sizeof sealed);
     if (st != FV_OK) return st;

@@ -11,6 +11,8 @@
  */
 #include "records.h"
 
+#include "fieldcrypt.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +306,7 @@ fv_status fv__record_load_row(fv_record *r, sqlite3_stmt *s, int col)
         const fv__field *f = &r->tbl->fields[i];
         if (sqlite3_column_type(s, c) == SQLITE_BLOB && f->type != FV_TYPE_REF) {
             /* a value still sealed: no key for it yet, or a bad one */
-            static _Thread_local char plain[FV_FIELD_MAX + 64];
+            static _Thread_local char plain[FV_SEALED_BUF];
             fv_status st = FV_OK;
             int k = fv__fkey_open(r->db, r->tbl->name, r->id, f, sqlite3_column_blob(s, c),
                                   (size_t)sqlite3_column_bytes(s, c), plain, sizeof plain,
