@@ -1027,7 +1027,11 @@ FV_API FV_NODISCARD fv_status fv_enroll(fv_db *db, const char *server, const cha
  * (res->stopped); FV_ENET after the retries are spent; FV_EPROTO when fvd
  * refused a batch (a clock far ahead, a store put back from an old copy: the
  * message says which; the outbox is kept); FV_EACCES when the device was
- * revoked (res->wiped: the store is erased; close the handle). */
+ * revoked (res->wiped: the store is erased; close the handle).  Changes fvd
+ * refused (res->rejected) and field-key grants this device refused (a bad
+ * signature, or an admin key other than the one pinned at the first grant)
+ * do not stop the sync: it returns FV_OK and fv_sync_status_get's last_error
+ * says what was refused. */
 FV_API FV_NODISCARD fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res);
 
 /** Ask a running fv_sync on db to stop at the next batch boundary.  The only

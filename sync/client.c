@@ -113,6 +113,8 @@ typedef struct session {
     fv_progress_fn progress;
     void *progress_ctx;
     char rejection[256];         /* the first change the server refused */
+    char key_problem[256];       /* the first field-key grant refused (the sync goes on) */
+    int keys_refused;            /* the server's admin key is not the pinned one */
 } session;
 
 static void session_free(session *s)
@@ -690,11 +692,16 @@ static fv_status install_grants(session *s, const fieldvault_v1_KeysResponse *kr
     int found;
     fv_status st = meta_get(db, "admin_pk", pinned, sizeof pinned, &n, &found);
     if (st != FV_OK) return st;
-    if (found && (n != 32 || memcmp(pinned, kr->admin_public_key.bytes, 32) != 0))
-        return fv__err(db, FV_EPROTO,
-                       "the server presents another admin key than the one this device "
-                       "trusts: its field-key grants are refused (re-enrol the device if the "
-                       "admin key was replaced on purpose)");
+    if (found && (n != 32 || memcmp(pinned, kr->admin_public_key.bytes, 32) != 0)) {
+        /* not a reason to hold back the device's own work: the sync goes
+         * on, the refusal is its last error */
+        s->keys_refused = 1;
+        snprintf(s->key_problem, sizeof s->key_problem,
+                 "the server presents another admin key than the one this device trusts: its "
+                 "field-key grants are refused (re-enrol the device if the admin key was "
+                 "replaced on purpose)");
+        return FV_OK;
+    }
     int opened;
     st = fv__tx_begin(db, &opened);
     if (st == FV_OK && !found) st = PUT_BLOB(db, "admin_pk", kr->admin_public_key.bytes, 32);
@@ -706,6 +713,12 @@ static fv_status install_grants(session *s, const fieldvault_v1_KeysResponse *kr
         }
         st = fv__fkey_install(db, kr->admin_public_key.bytes, s->sk, g->team, (int)g->field_class,
                               g->version, g->sealed_key, g->signature, g->seq);
+        if (st == FV_EPROTO) { /* a forged or damaged grant: skipped, reported, the rest go on */
+            if (s->key_problem[0] == '\0')
+                snprintf(s->key_problem, sizeof s->key_problem, "%s", fv_errmsg(db));
+            fv__reset(db);
+            st = FV_OK;
+        }
         if (st == FV_OK) *after = g->seq;
     }
     if (st == FV_OK && kr->grants_count > 0) st = PUT_U64(db, "grant_seq", *after);
@@ -752,7 +765,7 @@ static fv_status fetch_keys(session *s, fv_sync_result *res, uint64_t after_batc
             st = fv__err(db, FV_EPROTO, "%s", err);
         free(r.body);
         if (st == FV_OK) st = install_grants(s, &kr, after_batch, &after);
-        more = st == FV_OK && kr.more && kr.grants_count > 0;
+        more = st == FV_OK && kr.more && kr.grants_count > 0 && !s->keys_refused;
         if (more && out_of_time(s)) {
             *stopped = 1;
             break;
@@ -848,6 +861,8 @@ fv_status fv_sync(fv_db *db, const fv_sync_config *cfg, fv_sync_result *res)
         if (st == FV_OK && res->rejected > 0)
             snprintf(msg, sizeof msg, "the server refused %llu change(s) this user may not make, "
                      "e.g. %s", (unsigned long long)res->rejected, s.rejection);
+        else if (st == FV_OK && s.key_problem[0] != '\0')
+            snprintf(msg, sizeof msg, "field keys: %s", s.key_problem);
         else
             snprintf(msg, sizeof msg, "%s", st == FV_OK ? "" : fv_errmsg(db));
         int opened;

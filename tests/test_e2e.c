@@ -1118,6 +1118,42 @@ static void test_field_encryption(void **state)
     captured_len = captured_cap = 0;
 }
 
+/* A forged grant (its signature damaged in fvd's store) is refused and
+ * reported, and holds back neither the device's other grants nor its own
+ * changes.  SQLite backend: the test edits fvd.db directly. */
+static void test_forged_grant_does_not_block_sync(void **state)
+{
+    fx *f = *state;
+    if (f->b.pg) skip();
+    device d;
+    device_open(&d, f->dir, "ana", 1);
+    char *code = add_user(&f->b, "ana", "rep", "east");
+    assert_int_equal(fv_enroll(d.db, f->s.base, code, NULL), FV_OK);
+    free(code);
+    keys_admin(f, "init", "east", NULL);
+    char *db_path = tu_path(f->b.data, "fvd.db");
+    sqlite3 *sq;
+    assert_int_equal(sqlite3_open(db_path, &sq), SQLITE_OK);
+    sqlite3_busy_timeout(sq, 5000);
+    assert_int_equal(sqlite3_exec(sq, "UPDATE grants SET sig = randomblob(64)"
+                                      " WHERE cls = 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(sq), 1);
+    assert_int_equal(sqlite3_close(sq), SQLITE_OK);
+    char *c = new_customer(d.db, "Still Synced Ltd");
+    fv_sync_result r = sync_dev(&d, 0, FV_OK);
+    assert_true(r.drained);
+    assert_true(r.pushed >= 1);                 /* its own work went up */
+    assert_int_equal(nkeys(d.db), 1);           /* the pii grant installed */
+    fv_sync_status ss;
+    memset(&ss, 0, sizeof ss);
+    ss.size = sizeof ss;
+    assert_int_equal(fv_sync_status_get(d.db, &ss), FV_OK);
+    assert_non_null(strstr(ss.last_error, "not signed by the admin key"));
+    device_close(&d);
+    free(c);
+    free(db_path);
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -1144,6 +1180,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reassignment, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_field_encryption, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_field_encryption, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_grant_does_not_block_sync, setup_sqlite,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
