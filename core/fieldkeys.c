@@ -318,11 +318,13 @@ fv_status fv_field_reencrypt(fv_db *db, size_t *rewritten)
     /* Every protected value this device holds in plaintext is written
      * again (the same value, a new change) and so sealed with the newest
      * key; values the user may not write are left alone. */
-    static const char *const tables[] = {"customer", "contact"};
     fv_status st = FV_OK;
-    for (size_t ti = 0; st == FV_OK && ti < sizeof tables / sizeof *tables; ti++) {
-        const fv__table *t = fv__schema_table(db, tables[ti]);
-        if (t == NULL) continue;
+    for (size_t ti = 0; st == FV_OK && ti < db->cat.ntables; ti++) {
+        const fv__table *t = &db->cat.tables[ti];
+        int protected_fields = 0;
+        for (size_t i = 0; i < t->nfields; i++)
+            if (t->fields[i].cls != FV_CLASS_PUBLIC) protected_fields = 1;
+        if (!protected_fields) continue;
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT id FROM \"%s\" WHERE deleted = 0 ORDER BY id", t->name);
         sqlite3_stmt *q;
